@@ -1,0 +1,112 @@
+"""QMIX networks with EPyMARL/PyMARL parameter names, so their checkpoints load as-is.
+
+Agent:  q, h' = fc2(GRUCell(relu(fc1(x)), h))     (or relu(Linear) when feed-forward)
+Mixer:  Q_tot = elu(q · |W1(s)| + b1(s)) · |W_final(s)| + V(s)
+The absolute values make Q_tot monotonic in every agent's q (the QMIX constraint).
+A "static" mixer keeps the same form with state-independent weights: the cheap
+monotonic approximation the compiler can substitute for the hypernetworks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdcc.ir.spec import MarlSpec
+
+__all__ = ["RNNAgent", "QMixer", "StaticMixer", "build_agent", "build_mixer", "build_inputs"]
+
+
+class RNNAgent(nn.Module):
+    def __init__(self, input_dim: int, hidden_dim: int, n_actions: int, use_rnn: bool = True):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.use_rnn = use_rnn
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        self.rnn = nn.GRUCell(hidden_dim, hidden_dim) if use_rnn else nn.Linear(hidden_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, n_actions)
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return self.fc1.weight.new_zeros(batch, self.hidden_dim)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.relu(self.fc1(inputs))
+        if self.use_rnn:
+            h = self.rnn(x, hidden.reshape(-1, self.hidden_dim))
+        else:
+            h = F.relu(self.rnn(x))
+        return self.fc2(h), h
+
+
+def _hypernet(state_dim: int, out: int, layers: int, embed: int) -> nn.Module:
+    if layers == 1:
+        return nn.Linear(state_dim, out)
+    return nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, out))
+
+
+class QMixer(nn.Module):
+    def __init__(self, n_agents: int, state_dim: int, embed_dim: int, hypernet_layers: int = 2,
+                 hypernet_embed: int = 64):
+        super().__init__()
+        self.n_agents, self.state_dim, self.embed_dim = n_agents, state_dim, embed_dim
+        self.hyper_w_1 = _hypernet(state_dim, embed_dim * n_agents, hypernet_layers, hypernet_embed)
+        self.hyper_w_final = _hypernet(state_dim, embed_dim, hypernet_layers, hypernet_embed)
+        self.hyper_b_1 = nn.Linear(state_dim, embed_dim)
+        self.V = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """agent_qs [B, n_agents], states [B, state_dim] -> Q_tot [B, 1]."""
+        qs = agent_qs.reshape(-1, 1, self.n_agents)
+        s = states.reshape(-1, self.state_dim)
+        w1 = torch.abs(self.hyper_w_1(s)).view(-1, self.n_agents, self.embed_dim)
+        b1 = self.hyper_b_1(s).view(-1, 1, self.embed_dim)
+        hidden = F.elu(torch.bmm(qs, w1) + b1)
+        w_final = torch.abs(self.hyper_w_final(s)).view(-1, self.embed_dim, 1)
+        v = self.V(s).view(-1, 1, 1)
+        return (torch.bmm(hidden, w_final) + v).reshape(-1, 1)
+
+
+class StaticMixer(nn.Module):
+    """Monotonic mixer whose weights do not depend on the state; only V(s) does."""
+
+    def __init__(self, n_agents: int, state_dim: int, embed_dim: int):
+        super().__init__()
+        self.n_agents, self.state_dim, self.embed_dim = n_agents, state_dim, embed_dim
+        self.w_1 = nn.Parameter(torch.rand(n_agents, embed_dim) / n_agents)
+        self.b_1 = nn.Parameter(torch.zeros(embed_dim))
+        self.w_final = nn.Parameter(torch.rand(embed_dim, 1) / embed_dim)
+        self.V = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """agent_qs [B, n_agents], states [B, state_dim] -> Q_tot [B, 1]."""
+        hidden = F.elu(agent_qs @ torch.abs(self.w_1) + self.b_1)
+        return hidden @ torch.abs(self.w_final) + self.V(states)
+
+
+def build_agent(spec: MarlSpec) -> RNNAgent:
+    return RNNAgent(spec.input_dim, spec.agent.hidden_dim, spec.n_actions, use_rnn=spec.recurrent)
+
+
+def build_mixer(spec: MarlSpec) -> nn.Module:
+    m = spec.mixer
+    if m.kind == "static":
+        return StaticMixer(spec.n_agents, spec.state_dim, m.embed_dim)
+    return QMixer(spec.n_agents, spec.state_dim, m.embed_dim, m.hypernet_layers, m.hypernet_embed)
+
+
+def build_inputs(spec: MarlSpec, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
+    """obs [B, n, obs_dim], last_actions [B, n] (int, -1 = none yet) -> inputs [B, n, input_dim].
+
+    At the first step of an episode there is no last action: -1 gives an all-zero
+    one-hot, as EPyMARL feeds its agents.
+    """
+    batch, n = obs.shape[0], spec.n_agents
+    parts = [obs]
+    if spec.obs_last_action:
+        acts = last_actions.long()
+        onehot = F.one_hot(acts.clamp(min=0), spec.n_actions).to(obs.dtype)
+        parts.append(onehot * (acts >= 0).unsqueeze(-1).to(obs.dtype))
+    if spec.obs_agent_id:
+        parts.append(torch.eye(n, dtype=obs.dtype).expand(batch, n, n))
+    return torch.cat(parts, dim=-1)
