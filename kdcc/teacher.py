@@ -95,14 +95,12 @@ def _read_blob(path: Path) -> dict:
         raise _fail(name, "file is empty")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling failed"
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+    except Exception as e:  # torch.load raises many types on corrupt input; all mean "unreadable"
+        text = str(e).strip()
+        if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in text or "weights_only" in text):
             raise _fail(name, "refused: the file holds Python objects that would run code on load") from None
+        first = text.splitlines()[0][:160] if text else type(e).__name__
         raise _fail(name, f"not a readable torch file ({first})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise _fail(name, f"not a readable torch file ({first[:160]})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise _fail(name, f"not a kdcc teacher file (expected format tag {FORMAT!r})")
     if blob.get("version") != VERSION:

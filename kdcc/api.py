@@ -1,0 +1,121 @@
+"""The public API; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdcc.dataset import Dataset, save_dataset
+from kdcc.errors import KdccError
+from kdcc.ir.spec import MarlSpec
+from kdcc.mpe import make_env
+from kdcc.progress import progress_bar
+from kdcc.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
+from kdcc.teacher import Teacher, load_teacher
+
+__all__ = ["EvalResult", "load_policy", "evaluate", "collect"]
+
+
+@dataclass
+class EvalResult:
+    policy: str
+    episodes: int
+    seed: int
+    mean: float
+    std: float
+    random_mean: float
+    random_std: float
+    teacher_mean: float | None = None
+    normalised: float | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def load_teacher_like(path: str | Path) -> Teacher:
+    """Any input that holds a teacher: a v1 teacher file (more kinds plug in here)."""
+    return load_teacher(path)
+
+
+def load_policy(path: str | Path) -> tuple[MarlSpec, Policy, Teacher | None]:
+    """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
+    p = Path(path)
+    if p.is_dir() and (p / "profile.json").is_file():
+        from kdcc.targets.runner import load_bundle_policy  # lazy: pulls in TVM
+        spec, policy = load_bundle_policy(p)
+        return spec, policy, None
+    teacher = load_teacher_like(p)
+    env = make_env(teacher.spec.env)
+    return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher
+
+
+def _returns(env, policy, episodes, seed, label):
+    with progress_bar(label, episodes) as advance:
+        return run_episodes(env, policy, episodes, seed, on_episode=lambda _: advance())
+
+
+def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
+             teacher_path: str | Path | None = None) -> EvalResult:
+    """Mean team return of a policy, of a uniform random policy and (if given) the teacher, same seeds."""
+    if episodes <= 0:
+        raise KdccError(f"--episodes must be positive, got {episodes}")
+    spec, policy, _ = load_policy(policy_path)
+    env = make_env(spec.env)
+    stats = _returns(env, policy, episodes, seed, f"eval {Path(policy_path).name}")
+    rand = _returns(env, RandomPolicy(env.avail, seed), episodes, seed, "eval random")
+    result = EvalResult(str(policy_path), episodes, seed, stats.mean, stats.std, rand.mean, rand.std)
+    if teacher_path is not None:
+        t_spec, t_policy, _ = load_policy(teacher_path)
+        if t_spec.env != spec.env:
+            raise KdccError(f"{teacher_path}: teacher was trained on {t_spec.env.id}, the policy on {spec.env.id}")
+        teacher_mean = _returns(env, t_policy, episodes, seed, "eval teacher").mean
+        result.teacher_mean = teacher_mean
+        gap = teacher_mean - rand.mean
+        result.normalised = (stats.mean - rand.mean) / gap if abs(gap) > 1e-9 else None
+    return result
+
+
+def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed: int = 0,
+            epsilon: float = 0.1) -> Dataset:
+    """Roll the teacher out in MPE (ε-random actions for coverage) and record what later passes need."""
+    if episodes <= 0:
+        raise KdccError(f"--episodes must be positive, got {episodes}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise KdccError(f"--epsilon must be in [0, 1], got {epsilon}")
+    teacher = load_teacher_like(teacher_path)
+    spec = teacher.spec
+    env = make_env(spec.env)
+    policy = TorchPolicy.from_modules(spec, teacher.agent, teacher.mixer, env.avail)
+    rows: dict[str, list] = {k: [] for k in ("obs", "state", "last_actions", "actions", "rewards",
+                                              "episode_end", "hidden", "q", "q_tot")}
+
+    def record(ep, t, step):
+        for key in ("obs", "state", "last_actions", "actions"):
+            rows[key].append(step[key])
+        rows["rewards"].append(step["reward"])
+        rows["episode_end"].append(step["done"])
+        for key in ("hidden", "q", "q_tot"):
+            rows[key].append(policy.last[key])
+
+    torch.manual_seed(seed)
+    with progress_bar("collect", episodes) as advance:
+        run_episodes(env, policy, episodes, seed, epsilon=epsilon, on_step=record, on_episode=lambda _: advance())
+    arrays = {
+        "obs": np.stack(rows["obs"]).astype(np.float32),
+        "state": np.stack(rows["state"]).astype(np.float32),
+        "avail": np.broadcast_to(env.avail, (len(rows["obs"]), *env.avail.shape)).astype(np.float32),
+        "last_actions": np.stack(rows["last_actions"]).astype(np.int64),
+        "actions": np.stack(rows["actions"]).astype(np.int64),
+        "rewards": np.asarray(rows["rewards"], dtype=np.float32),
+        "episode_end": np.asarray(rows["episode_end"], dtype=bool),
+        "hidden": np.stack(rows["hidden"]).astype(np.float32),
+        "q": np.stack(rows["q"]).astype(np.float32),
+        "q_tot": np.asarray(rows["q_tot"], dtype=np.float32),
+    }
+    data = Dataset(spec, arrays, {"teacher": Path(teacher_path).name, "episodes": episodes, "seed": seed,
+                                  "epsilon": epsilon})
+    save_dataset(out, data)
+    return data

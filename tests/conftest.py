@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny teachers built in code (no downloads), one thread for determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
+from kdcc.qmix import build_agent, build_mixer
+from kdcc.teacher import save_teacher
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_TEACHER = REPO / "examples" / "spread_teacher.pt"
+
+
+def tiny_spec(hidden: int = 16, embed: int = 8, hypernet_embed: int = 16, kind: str = "rnn") -> MarlSpec:
+    return MarlSpec(n_agents=3, obs_dim=18, state_dim=54, n_actions=5, agent=AgentSpec(kind, hidden),
+                    mixer=MixerSpec("qmix", embed, 2, hypernet_embed),
+                    env=EnvSpec("simple_spread_v3", {"N": 3, "max_cycles": 25}))
+
+
+def make_tiny_teacher(path: Path, seed: int = 0, **spec_kw) -> Path:
+    torch.manual_seed(seed)
+    spec = tiny_spec(**spec_kw)
+    save_teacher(path, spec, build_agent(spec), build_mixer(spec), {"trainer": "tests", "seed": seed})
+    return path
+
+
+@pytest.fixture
+def tiny_teacher(tmp_path) -> Path:
+    return make_tiny_teacher(tmp_path / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def example_teacher() -> Path:
+    if not EXAMPLE_TEACHER.exists():
+        pytest.fail(f"{EXAMPLE_TEACHER} is missing: it is committed with the repository")
+    return EXAMPLE_TEACHER
