@@ -19,7 +19,7 @@ from typing import Any
 
 from kdcc.errors import KdccError
 
-__all__ = ["DeviceProfile", "TargetProfile", "load_profile", "known_profiles"]
+__all__ = ["DeviceProfile", "TargetProfile", "load_profile", "parse_profile", "known_profiles"]
 
 _PROFILE_DIR = "profiles"
 
@@ -81,6 +81,22 @@ def _positive(table: dict, key: str, where: str) -> float:
     return value
 
 
+def _positive_int(table: dict, key: str, where: str) -> int:
+    value = _need(table, key, where, int)
+    if value < 1:
+        raise KdccError(f"{where}: field '{key}' must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative(table: dict, key: str, where: str) -> float:
+    if key not in table:
+        return 0.0
+    value = float(_need(table, key, where, (int, float)))
+    if value < 0:
+        raise KdccError(f"{where}: field '{key}' must not be negative, got {value}")
+    return value
+
+
 def _device(d: dict, where: str) -> DeviceProfile:
     name = _need(d, "name", where, str)
     where = f"{where} [device {name}]"
@@ -103,11 +119,11 @@ def _device(d: dict, where: str) -> DeviceProfile:
         kernel_overhead_us=_positive(d, "kernel_overhead_us", where),
         energy_pj_per_flop=_positive(d, "energy_pj_per_flop", where),
         energy_pj_per_byte=_positive(d, "energy_pj_per_byte", where),
-        preferred_multiple=int(_positive(d, "preferred_multiple", where)),
+        preferred_multiple=_positive_int(d, "preferred_multiple", where),
         tvm_target=json.loads(target) if isinstance(target, str) else dict(target),
         tvm_host=(json.loads(host) if isinstance(host, str) else dict(host)) if host else None,
         cross_triple=d.get("cross_triple"),
-        static_power_w=float(d.get("static_power_w", 0.0)),
+        static_power_w=_non_negative(d, "static_power_w", where),
     )
 
 
