@@ -35,7 +35,7 @@ class TeamStep(nn.Module):
     def forward(self, obs, last_actions, hidden, state):
         parts = [obs]
         if self.spec.obs_last_action:
-            parts.append((last_actions.unsqueeze(-1) == self.action_ids).to(obs.dtype))
+            parts.append((last_actions.unsqueeze(-1) == self.action_ids).float())
         if self.spec.obs_agent_id:
             parts.append(self.agent_ids)
         q, new_hidden = self.agent(torch.cat(parts, dim=-1), hidden)
