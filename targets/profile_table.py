@@ -4,6 +4,10 @@ Rows are computed apart from rendering so that tests and reports can use the
 numbers without parsing a terminal table. Free nodes (views, placeholders,
 outputs) cost nothing and are left out; the call-overhead row and the total
 include everything, so each device's column adds up to its total.
+
+    render_profile_table(profile_rows(named_ops, load_profile("orin")), console)
+
+where `named_ops` are (node name, node.meta["cost"]) in graph order.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def profile_rows(named_ops: Iterable[tuple[str, OpCost]], profile: TargetProfile
         costs = {dev: est.nodes[i].cost for dev, est in estimates.items()}
         fused = not next(iter(estimates.values())).nodes[i].launches_kernel
         rows.append(ProfileRow(name, op.kind, op.flops, op.param_bytes, op.act_bytes, fused, costs))
-    call = ProfileRow("(call overhead)", "call", 0, 0, 0, False,
+    call = ProfileRow("(call)", "overhead", 0, 0, 0, False,
                       {dev: est.call for dev, est in estimates.items()})
     total = ProfileRow("total", "", sum(op.flops for _, op in ops), sum(op.param_bytes for _, op in ops),
                        sum(op.act_bytes for _, op in ops), False,
@@ -78,11 +82,11 @@ def render_profile_table(table: ProfileRows, console: Console | None = None) -> 
     """Print `table` as a rich table (to `console`, or stdout) and return it."""
     out = Table(title=f"kdcc profile: target {table.target} ({table.precision}, one team step)",
                 caption=f"best device: {table.reason}")
-    for header in ("node", "kind", "FLOPs", "param bytes", "act bytes"):
-        out.add_column(header, justify="left" if header in ("node", "kind") else "right")
-    for dev in table.devices:
-        out.add_column(f"{dev} µs", justify="right")
-        out.add_column(f"{dev} µJ", justify="right")
+    out.add_column("node", overflow="fold")
+    out.add_column("kind", overflow="fold")
+    # Numbers never wrap or get cut: on a narrow terminal the names fold instead.
+    for header in ("FLOPs", "param B", "act B", *(f"{dev} {unit}" for dev in table.devices for unit in ("µs", "µJ"))):
+        out.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for row in table.rows:
         out.add_row(*_cells(row, table.devices))
     out.add_section()
