@@ -119,3 +119,23 @@ def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed
                                   "epsilon": epsilon})
     save_dataset(out, data)
     return data
+
+
+def profile(teacher_path: str | Path, target: str, fused: bool = False):
+    """Per-layer cost of one team step of a teacher on a target (agents batched when `fused`)."""
+    from kdcc.ir.annotate import graph_costs
+    from kdcc.ir.printer import annotate_program
+    from kdcc.ir.program import from_modules
+    from kdcc.targets.profile import load_profile
+    from kdcc.targets.profile_table import profile_rows
+
+    teacher = load_teacher_like(teacher_path)
+    prof = load_profile(target)
+    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    if fused:
+        from kdcc.passes import PassContext, get_pass
+
+        program = get_pass("fuse-team").run(program, PassContext(teacher=teacher, profile=prof))
+    annotate_program(program)
+    ops = [(f"{g}.{name}", c) for g, gm in program.graphs().items() for name, c in graph_costs(gm)]
+    return teacher, profile_rows(ops, prof)

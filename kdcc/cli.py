@@ -49,6 +49,27 @@ def _cmd_collect(args) -> int:
     return 0
 
 
+def _cmd_profile(args) -> int:
+    from kdcc.api import profile
+    from kdcc.targets.profile_table import render_profile_table
+
+    teacher, table = profile(args.teacher, args.target, fused=args.fused)
+    if args.json:
+        rows = [{"node": r.node, "kind": r.kind, "flops": r.flops, "param_bytes": r.param_bytes,
+                 "act_bytes": r.act_bytes, "fused": r.fused,
+                 **{f"{d}.latency_us": c.latency_us for d, c in r.per_device.items()},
+                 **{f"{d}.energy_uj": c.energy_uj for d, c in r.per_device.items()}}
+                for r in (*table.rows, table.call, table.total)]
+        print(json.dumps({"target": table.target, "best_device": table.best_device, "reason": table.reason,
+                          "params": teacher.param_count(), "rows": rows}, sort_keys=True))
+        return 0
+    from rich.console import Console
+
+    render_profile_table(table, Console(width=None if sys.stdout.isatty() else 150))
+    print(f"parameters: {teacher.param_count():,} ({4 * teacher.param_count():,} bytes fp32)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="kdcc", description="Compile multi-agent RL teachers into small, fast "
@@ -82,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--epsilon", type=float, default=0.1, help="probability of a random action, for coverage")
     c.set_defaults(func=_cmd_collect)
+
+    pr = sub.add_parser("profile", parents=[common], formatter_class=fmt,
+                        help="per-layer FLOPs, bytes, estimated latency and energy of a team step on a target",
+                        description="Cost-model table of one team step (all agents + mixer) on every device "
+                        "of the target, and which device the model recommends.")
+    pr.add_argument("teacher")
+    pr.add_argument("--target", default="orin", help="profile name (orin, orin-cpu, orin-gpu, orin-nano, "
+                    "host) or a path to a .toml profile")
+    pr.add_argument("--fused", action="store_true", help="profile the fused team graph (agents batched)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.set_defaults(func=_cmd_profile)
     return p
 
 

@@ -1,0 +1,106 @@
+"""The compile driver: teacher + target + budget -> student program -> bundle.
+
+Stages: load and validate every input first (nothing is written before all of
+them are good), get the MPE data the training passes need, build the fixed
+probe, run the pipeline with its instruments, then hand the final program to
+the TVM backend, which writes the bundle atomically with the report inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from kdcc.errors import KdccError
+from kdcc.instruments import DumpIR, ProgressLine
+from kdcc.ir.program import Program, from_modules
+from kdcc.passes import Budget, PassContext, get_pass
+from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
+from kdcc.passes.pipelines import pipeline as named_pipeline
+from kdcc.probe import make_probe
+from kdcc.progress import is_quiet, stderr_console
+
+__all__ = ["CompileOptions", "CompileResult", "run_passes", "check_output_dir"]
+
+log = logging.getLogger("kdcc")
+
+
+@dataclass
+class CompileOptions:
+    pipeline: str = "default"
+    passes: Sequence[str] | None = None  # --passes: run exactly these, in this order
+    skip: Sequence[str] = ()
+    budget: Budget = field(default_factory=Budget)
+    seed: int = 0
+    dataset: str | None = None  # a `kdcc collect` file; collected on the fly when a pass needs one
+    collect_episodes: int = 200
+    dump_ir: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CompileResult:
+    program: Program
+    records: list[PassRecord]
+    passes: list[str]
+    wall_s: float
+    teacher: Any
+    profile: Any
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    """Refuse to clobber a non-empty directory unless --force; the parent must be writable."""
+    if out.exists() and not out.is_dir():
+        raise KdccError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise KdccError(f"{out}: directory exists and is not empty (use --force to replace it)")
+    parent = out.resolve().parent
+    if not parent.exists():
+        raise KdccError(f"{out}: parent directory {parent} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise KdccError(f"{out}: cannot write to {parent}")
+
+
+def _dataset_for(teacher_path: str, teacher, opts: CompileOptions):
+    from kdcc.api import collect
+    from kdcc.dataset import load_dataset
+
+    if opts.dataset:
+        return load_dataset(opts.dataset, teacher.spec)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return collect(teacher_path, Path(tmp) / "data.npz", episodes=opts.collect_episodes, seed=opts.seed + 1)
+
+
+def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
+    """Everything but writing the bundle: load, (collect), probe, run the pipeline."""
+    from kdcc.api import load_teacher_like
+    from kdcc.targets.profile import load_profile
+
+    start = time.perf_counter()
+    torch.manual_seed(opts.seed)
+    teacher = load_teacher_like(teacher_path)
+    profile = load_profile(target)
+    names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
+    dataset = None
+    if any(get_pass(n).needs_training for n in names):
+        dataset = _dataset_for(teacher_path, teacher, opts)
+    ctx = PassContext(teacher=teacher, profile=profile, dataset=dataset, budget=opts.budget, seed=opts.seed,
+                      options=dict(opts.options))
+    probe = make_probe(teacher)
+    instruments = []
+    if opts.dump_ir:
+        instruments.append(DumpIR(opts.dump_ir))
+    if not is_quiet():
+        instruments.append(ProgressLine(stderr_console))
+    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    program, records = run_pipeline(program, names, ctx, probe, instruments)
+    return CompileResult(program, records, names, time.perf_counter() - start, teacher, profile)

@@ -1,0 +1,26 @@
+"""Named pipelines: the story of a compile, one stage a line."""
+
+from __future__ import annotations
+
+from kdcc.errors import KdccError
+
+__all__ = ["PIPELINES", "pipeline"]
+
+PIPELINES: dict[str, list[str]] = {
+    # Exact clean-up and fusion of the teacher itself: what the backend compiles when
+    # no compression is wanted, and the reference the compressed pipeline is measured against.
+    "exact": [
+        "normalize-eval",       # inference form: eval mode, float32, no gradients
+        "eliminate-dead-code",  # drop what no output needs
+        "fuse-team",            # agents batched into one GEMM per layer, mixer appended
+        "fold-constants",       # precompute what depends on weights only
+        "eliminate-dead-code",  # and drop what folding left unused
+    ],
+}
+PIPELINES["default"] = PIPELINES["exact"]
+
+
+def pipeline(name: str) -> list[str]:
+    if name not in PIPELINES:
+        raise KdccError(f"unknown pipeline {name!r} (known: {', '.join(sorted(PIPELINES))})")
+    return list(PIPELINES[name])
