@@ -17,7 +17,16 @@ PIPELINES: dict[str, list[str]] = {
         "eliminate-dead-code",  # and drop what folding left unused
     ],
 }
-PIPELINES["default"] = PIPELINES["exact"]
+PIPELINES["default"] = [
+    "normalize-eval",       # inference form: eval mode, float32, no gradients
+    "eliminate-dead-code",  # drop what no output needs
+    "approximate-mixer",    # hypernetwork mixer -> fitted state-independent monotonic mixer
+    "prune",                # drop the least important hidden units, as many as the target budget asks
+    "distill",              # restore fidelity: KL+CE, relations, Q_tot, resource term; DAgger rollouts
+    "fuse-team",            # agents batched into one GEMM per layer, mixer appended
+    "fold-constants",       # precompute |W| of the static mixer and other weight-only nodes
+    "eliminate-dead-code",  # and drop what folding left unused
+]
 
 
 def pipeline(name: str) -> list[str]:

@@ -1,0 +1,80 @@
+"""Building students: structured slicing of QMIX modules and the cost of a candidate.
+
+Pruning removes whole hidden units. For the agent, keeping units K1 of fc1
+and units K of the GRU means: fc1 rows K1; GRU input columns K1; for each of
+the three gates (r, z, n) rows K of weight_ih/weight_hh/biases and columns K
+of weight_hh; fc2 columns K. For a feed-forward agent `rnn` is a Linear:
+rows K, columns K1. For a 2-layer hypernetwork, keeping hidden units J means
+rows J of its first Linear and columns J of its second. Every slice keeps the
+remaining units' computation exactly as it was.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdcc.ir.annotate import graph_costs
+from kdcc.ir.printer import annotate_program
+from kdcc.ir.program import Program, trace
+from kdcc.ir.spec import MarlSpec
+from kdcc.qmix import QMixer, build_agent, build_mixer
+
+__all__ = ["slice_agent", "slice_hypernets", "candidate_ops", "gru_rows"]
+
+
+def gru_rows(keep: torch.Tensor, hidden: int) -> torch.Tensor:
+    """Row indices of units `keep` in all three gate blocks of a GRUCell weight [3H, ...]."""
+    return torch.cat([keep + g * hidden for g in range(3)])
+
+
+def slice_agent(agent: nn.Module, spec: MarlSpec, keep_fc1: torch.Tensor, keep_rnn: torch.Tensor,
+                kind: str | None = None) -> tuple[nn.Module, MarlSpec]:
+    """A new agent of width len(keep_rnn) holding the kept units' weights (same kind unless converted)."""
+    assert len(keep_fc1) == len(keep_rnn), "fc1 and rnn widths are one hidden_dim"
+    k1, k = keep_fc1.sort().values, keep_rnn.sort().values
+    new_spec = spec.with_agent(hidden_dim=len(k), kind=kind or spec.agent.kind)
+    new = build_agent(new_spec)
+    sd, H = agent.state_dict(), spec.agent.hidden_dim
+    out = {"fc1.weight": sd["fc1.weight"][k1], "fc1.bias": sd["fc1.bias"][k1],
+           "fc2.weight": sd["fc2.weight"][:, k], "fc2.bias": sd["fc2.bias"]}
+    if spec.recurrent and new_spec.recurrent:
+        rows = gru_rows(k, H)
+        out.update({"rnn.weight_ih": sd["rnn.weight_ih"][rows][:, k1], "rnn.weight_hh": sd["rnn.weight_hh"][rows][:, k],
+                    "rnn.bias_ih": sd["rnn.bias_ih"][rows], "rnn.bias_hh": sd["rnn.bias_hh"][rows]})
+    elif spec.recurrent:  # GRU -> feed-forward: start from the candidate gate n's input weights
+        out.update({"rnn.weight": sd["rnn.weight_ih"][2 * H + k][:, k1], "rnn.bias": sd["rnn.bias_ih"][2 * H + k]})
+    else:
+        out.update({"rnn.weight": sd["rnn.weight"][k][:, k1], "rnn.bias": sd["rnn.bias"][k]})
+    new.load_state_dict({key: v.clone() for key, v in out.items()})
+    return new.eval(), new_spec
+
+
+def slice_hypernets(mixer: nn.Module, spec: MarlSpec, keep_w1: torch.Tensor,
+                    keep_wf: torch.Tensor) -> tuple[nn.Module, MarlSpec]:
+    """A QMixer whose two-layer hypernetworks keep the given hidden units."""
+    assert len(keep_w1) == len(keep_wf)
+    new_spec = spec.with_mixer(hypernet_embed=len(keep_w1))
+    new = build_mixer(new_spec)
+    sd = mixer.state_dict()
+    out = dict(sd)
+    for name, keep in (("hyper_w_1", keep_w1.sort().values), ("hyper_w_final", keep_wf.sort().values)):
+        out[f"{name}.0.weight"] = sd[f"{name}.0.weight"][keep]
+        out[f"{name}.0.bias"] = sd[f"{name}.0.bias"][keep]
+        out[f"{name}.2.weight"] = sd[f"{name}.2.weight"][:, keep]
+    new.load_state_dict({key: v.clone() for key, v in out.items()})
+    return new.eval(), new_spec
+
+
+def candidate_ops(spec: MarlSpec, mixer: nn.Module | None = None):
+    """Annotated (name, OpCost) of one team step of a student of this spec (fresh weights: shapes only)."""
+    agent = build_agent(spec)
+    mixer = mixer if mixer is not None else build_mixer(spec)
+    program = annotate_program(Program(spec, trace(agent, "Agent"), trace(mixer, "Mixer")))
+    return [op for gm in program.graphs().values() for op in graph_costs(gm)]
+
+
+def is_qmix(mixer: nn.Module) -> bool:
+    return all(hasattr(mixer, n) for n in ("hyper_w_1", "hyper_w_final", "hyper_b_1", "V")) or isinstance(mixer, QMixer)
+
+

@@ -1,0 +1,151 @@
+"""distill: train the student against the frozen teacher (policy, relations, value, resource).
+
+The student (the program's agent and mixer graphs, trained as they are) is
+unrolled over whole episodes from a zero hidden state, on (1) the collected
+dataset and (2) fresh MPE rollouts in which the *student* acts, relabelled by
+the teacher run along the same trajectory (DAgger: the student learns the
+states it will visit itself). The loss is a weighted sum of the terms in
+`distill_losses` — policy KL at temperature τ plus greedy-action CE,
+relationship distillation on the agents' hidden embeddings, value
+decomposition distillation of Q_tot, and the cost-weighted resource term.
+Every weight is an option (`--opt distill.<name>=value`, defaults below).
+Deterministic for a fixed seed on CPU (single-threaded torch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from kdcc.errors import KdccError
+from kdcc.ir.program import Program
+from kdcc.mpe import make_env
+from kdcc.passes import distill_losses as L
+from kdcc.passes.base import PassContext, register
+from kdcc.progress import progress_bar
+from kdcc.qmix import build_inputs
+from kdcc.rollout import TorchPolicy, run_episodes
+from kdcc.team import TeamStep
+
+DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 2.0, "w_kl": 1.0, "w_ce": 0.5, "w_relation": 0.5,
+            "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}
+_SEQ_KEYS = ("obs", "last_actions", "state", "q", "hidden", "q_tot")
+
+
+def _episodes(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    ends = np.flatnonzero(arrays["episode_end"])
+    lengths = np.diff(np.concatenate([[-1], ends]))
+    if len(set(lengths.tolist())) != 1 or ends[-1] != len(arrays["episode_end"]) - 1:
+        raise KdccError("distill needs episodes of one fixed length (MPE's max_cycles)")
+    E, T = len(ends), int(lengths[0])
+    return {k: torch.from_numpy(np.ascontiguousarray(arrays[k])).reshape(E, T, *arrays[k].shape[1:])
+            for k in _SEQ_KEYS}
+
+
+@torch.no_grad()
+def _label(ctx: PassContext, student: TeamStep, episodes: int, seed: int, epsilon: float) -> dict[str, torch.Tensor]:
+    """Student-driven rollouts, with the teacher's view of every step."""
+    spec, teacher = ctx.teacher.spec, ctx.teacher
+    env = make_env(spec.env)
+    teacher_policy = TorchPolicy.from_modules(spec, teacher.agent, teacher.mixer, env.avail)
+    steps: list[dict] = []
+
+    def record(ep, t, step):
+        if t == 0:
+            teacher_policy.reset()
+        teacher_policy.step(step["obs"], step["last_actions"], step["state"])
+        steps.append({**step, **teacher_policy.last})
+
+    run_episodes(env, TorchPolicy(student.spec, student), episodes, seed, epsilon=epsilon, on_step=record)
+    T = len(steps) // episodes
+    return {k: torch.from_numpy(np.stack([np.asarray(s[k]) for s in steps]).astype(
+        np.int64 if k == "last_actions" else np.float32)).reshape(episodes, T, *np.shape(steps[0][k]))
+        for k in _SEQ_KEYS}
+
+
+def _unit_costs(spec, profile) -> dict[str, float]:
+    """Share of the step's estimated latency that one hidden unit of each layer costs on the target."""
+    from kdcc.student import candidate_ops
+    from kdcc.targets.cost_model import choose_device, estimate
+
+    ops = candidate_ops(spec)
+    device = choose_device(ops, profile)[0]
+    full = estimate(ops, device).total.latency_us
+    w = spec.agent.hidden_dim
+    smaller = estimate(candidate_ops(spec.with_agent(hidden_dim=max(1, w - 1))), device).total.latency_us
+    per_unit = max(full - smaller, 0.0) / full
+    n_in, a = spec.input_dim, spec.n_actions
+    fc1_flops, rnn_flops = n_in, (6 * w if spec.recurrent else w) + a
+    share = fc1_flops / (fc1_flops + rnn_flops)
+    return {"fc1": per_unit * share * w, "rnn": per_unit * (1 - share) * w}
+
+
+def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: dict) -> dict[str, torch.Tensor]:
+    spec, agent, mixer = program.spec, program.agent, program.mixer
+    B, T, n = batch["obs"].shape[:3]
+    h = torch.zeros(B * n, spec.agent.hidden_dim)
+    qs, hs = [], []
+    for t in range(T):
+        x = build_inputs(spec, batch["obs"][:, t], batch["last_actions"][:, t]).reshape(B * n, -1)
+        hs.append(h.view(B, n, -1))
+        q, h = agent(x, h)
+        qs.append(q.view(B, n, -1))
+    q_s, h_s = torch.stack(qs, 1), torch.stack(hs, 1)
+    q_t = batch["q"]
+    chosen = q_s.gather(-1, q_t.argmax(-1, keepdim=True)).squeeze(-1)
+    q_tot = mixer(chosen.reshape(B * T, n), batch["state"].reshape(B * T, -1)).view(B, T)
+    terms = {
+        "kl": L.policy_kl(q_s, q_t, o["tau"]),
+        "ce": L.greedy_ce(q_s, q_t),
+        "relation": L.relation(h_s[:, 1:], batch["hidden"][:, 1:]) if T > 1 else q_s.new_zeros(()),
+        "value": L.value(q_tot, batch["q_tot"]),
+        "resource": L.resource(L.gru_unit_norms(agent), unit_cost),
+    }
+    terms["total"] = sum(o[f"w_{k}"] * v for k, v in terms.items())
+    return terms
+
+
+@register("distill", "train the student on teacher data and its own rollouts (KL+CE, relation, value, resource)",
+          needs_training=True)
+def run(program: Program, ctx: PassContext) -> Program:
+    if ctx.dataset is None:
+        raise KdccError("distill needs a dataset (pass --dataset or let compile collect one)")
+    o = {k: type(v)(ctx.option("distill", k, v)) for k, v in DEFAULTS.items()}
+    out = program.copy()
+    torch.manual_seed(ctx.seed)
+    rng = np.random.default_rng(ctx.seed)
+    for gm in (out.agent, out.mixer):
+        gm.train()
+        for p in gm.parameters():
+            p.requires_grad_(True)
+    params = [*out.agent.parameters(), *out.mixer.parameters()]
+    opt = torch.optim.Adam(params, lr=o["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / o["steps"])))
+    pool = _episodes(ctx.dataset.arrays)
+    unit_cost = _unit_costs(out.spec, ctx.profile)
+    curve: list[dict] = []
+    with progress_bar("distill", o["steps"]) as advance:
+        for step in range(o["steps"]):
+            if o["dagger_every"] and step and step % o["dagger_every"] == 0:
+                team = TeamStep(out.spec, out.agent, out.mixer).eval()
+                fresh = _label(ctx, team, o["dagger_episodes"], 50_000 + step, o["dagger_epsilon"])
+                pool = {k: torch.cat([pool[k], fresh[k]]) for k in pool}
+                out.agent.train()
+            idx = torch.from_numpy(rng.integers(0, len(pool["obs"]), size=o["batch"]))
+            terms = _loss(out, {k: v[idx] for k, v in pool.items()}, o, unit_cost)
+            opt.zero_grad()
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            opt.step()
+            sched.step()
+            if step % 50 == 0 or step == o["steps"] - 1:
+                curve.append({"step": step, **{k: round(float(v), 6) for k, v in terms.items()}})
+            advance()
+    for gm in (out.agent, out.mixer):
+        gm.eval()
+        for p in gm.parameters():
+            p.requires_grad_(False)
+    return out.with_decision("distill", options=o, episodes_seen=int(len(pool["obs"])), curve=curve,
+                             unit_cost={k: round(v, 6) for k, v in unit_cost.items()})
