@@ -5,8 +5,9 @@ writes `node.meta["tensor_meta"]`), then writes an `OpCost` into
 `node.meta["cost"]` for every node. Counting rules (per call of the graph):
 
   Linear [B, i] -> [B, o]         2·B·i·o FLOPs (+B·o bias), weights i·o+o
-  GRUCell [B, i], [B, H] -> [B, H]  2·B·3H·(i+H) FLOPs for the two GEMMs + 10·B·H
-                                    for gates (3 sigmoid/tanh, 3 mul, 4 add)
+  GRUCell [B, i], [B, H] -> [B, H]  2·B·3H·(i+H) FLOPs for the two GEMMs + 2·B·3H for
+                                    their biases + 10·B·H for gates (3 sigmoid/tanh,
+                                    3 mul, 4 add); weights 3H·(i+H)+6H
   matmul / bmm [.., m, k]@[.., k, n]  2·batch·m·k·n
   elementwise / reduce              one FLOP per output (input) element
   views, getitem, placeholders, constants, outputs: free (no kernel)

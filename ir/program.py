@@ -18,7 +18,11 @@ from torch import fx, nn
 
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["Program", "trace", "from_modules"]
+__all__ = ["Program", "trace", "from_modules", "FOLDED_PREFIX"]
+
+# Buffers named so hold weights precomputed by fold-constants (e.g. |W| of a static mixer):
+# constants to the graph, but still weights the program stores.
+FOLDED_PREFIX = "_folded_"
 
 
 class _Tracer(fx.Tracer):
@@ -72,8 +76,11 @@ class Program:
         return TeamStep(self.spec, self.agent, self.mixer).eval()
 
     def parameter_count(self) -> int:
+        """Weights stored: parameters, and the folded constants that replaced some of them."""
         mods = [self.team] if self.team is not None else [self.agent, self.mixer]
-        return sum(p.numel() for m in mods for p in m.parameters())
+        folded = sum(b.numel() for m in mods for name, b in m.named_buffers()
+                     if name.rpartition(".")[2].startswith(FOLDED_PREFIX))
+        return sum(p.numel() for m in mods for p in m.parameters()) + folded
 
 
 def from_modules(spec: MarlSpec, agent: nn.Module, mixer: nn.Module) -> Program:

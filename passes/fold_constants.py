@@ -4,6 +4,7 @@ A node whose inputs are all constants (get_attr nodes: parameters, buffers)
 computes the same value at every step, e.g. |W| of a state-independent mixer
 or a slice of a weight. It is replaced by a single constant holding that
 value (a buffer named `_folded_<node>`), so the device never recomputes it.
+`Program.parameter_count` still counts such a buffer: it is a weight, stored.
 Exact up to float rounding of the folded expression, which is the same.
 """
 
@@ -14,7 +15,7 @@ from torch import fx
 
 from kdcc.ir.graph_utils import attribute as _attr
 from kdcc.ir.graph_utils import drop_unused_attributes
-from kdcc.ir.program import Program
+from kdcc.ir.program import FOLDED_PREFIX, Program
 from kdcc.passes.base import PassContext, register
 
 
@@ -38,7 +39,7 @@ def _fold(gm: fx.GraphModule) -> list[str]:
                 value = getattr(args[0], node.target)(*args[1:], **kwargs)
         if not isinstance(value, torch.Tensor):
             continue
-        name = f"_folded_{node.name}"
+        name = f"{FOLDED_PREFIX}{node.name}"
         gm.register_buffer(name, value.detach().clone())
         with gm.graph.inserting_before(node):
             const = gm.graph.get_attr(name)
