@@ -20,7 +20,10 @@ def drop_unused_attributes(gm: fx.GraphModule) -> None:
     """Delete submodules, parameters and buffers no node refers to, then recompile."""
     gm.delete_all_unused_submodules()
     used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
-    for name, _ in list(gm.named_parameters(recurse=False)) + list(gm.named_buffers(recurse=False)):
-        if name not in used:
-            delattr(gm, name)
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    for name, _ in [*gm.named_parameters(), *gm.named_buffers()]:
+        owner, _, leaf = name.rpartition(".")
+        if name in used or any(owner == c or owner.startswith(c + ".") for c in called):
+            continue
+        delattr(gm.get_submodule(owner) if owner else gm, leaf)
     gm.recompile()

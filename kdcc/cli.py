@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from kdcc import __version__
 from kdcc.errors import KdccError
@@ -70,6 +71,86 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+_SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_amount(option: str, text: str) -> float:
+    """'80000', '80k', '1.5M' -> a positive number; anything else is a one-line error naming the option."""
+    t = text.strip().lower()
+    scale = _SUFFIX.get(t[-1:], 1.0)
+    try:
+        value = float(t[:-1] if t[-1:] in _SUFFIX else t) * scale
+    except ValueError:
+        raise KdccError(f"{option}: cannot parse {text!r} (examples: 80000, 80k, 1.5M)") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise KdccError(f"{option}: must be a positive number, got {text!r}")
+    return value
+
+
+def _budget(args):
+    from kdcc.passes import Budget
+
+    flops = ratio = None
+    if args.budget_flops:
+        if args.budget_flops.lower().endswith("x"):
+            ratio = parse_amount("--budget-flops", args.budget_flops[:-1])
+        else:
+            flops = parse_amount("--budget-flops", args.budget_flops)
+    kw = {"flops": flops,
+          "bytes": parse_amount("--budget-bytes", args.budget_bytes) if args.budget_bytes else None,
+          "latency_us": parse_amount("--budget-latency-us", args.budget_latency_us) if args.budget_latency_us else None,
+          "energy_uj": parse_amount("--budget-energy-uj", args.budget_energy_uj) if args.budget_energy_uj else None}
+    return Budget(**kw, **({"ratio": ratio} if ratio else {}))
+
+
+def _options(pairs):
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or "." not in key:
+            raise KdccError(f"--opt: expected PASS.NAME=VALUE, got {pair!r}")
+        try:
+            out[key] = float(value) if any(c in value for c in ".e") else int(value)
+        except ValueError:
+            raise KdccError(f"--opt {key}: not a number: {value!r}") from None
+    return out
+
+
+def _names(text):
+    return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def _cmd_compile(args) -> int:
+    from kdcc.compile import compile_teacher
+    from kdcc.driver import CompileOptions
+    from kdcc.report import summary_rows
+
+    opts = CompileOptions(pipeline=args.pipeline, passes=_names(args.passes) or None, skip=_names(args.skip),
+                          budget=_budget(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
+                          options=_options(args.opt))
+    out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
+                          build=not args.no_build)
+    recs = out.result.records
+    if args.json:
+        print(json.dumps({"out": str(args.out), "passes": [
+            {"name": r.name, "wall_s": r.wall_s, "metrics": r.metrics, "fidelity": r.fidelity} for r in recs],
+            "bundle": getattr(out.bundle, "summary", lambda: None)()}, sort_keys=True, default=str))
+        return 0
+    if not args.quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)")
+        for h in ["#", "pass", "FLOPs", "params", "bytes", "est. µs", "est. µJ", "max|ΔQ|", "agree", "|ΔQtot|"]:
+            table.add_column(h, justify="left" if h == "pass" else "right")
+        for row in summary_rows(recs):
+            table.add_row(*row)
+        Console(width=None if sys.stdout.isatty() else 150).print(table)
+        if args.out:
+            print(f"wrote {args.out} (report: {Path(args.out) / 'report.md'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="kdcc", description="Compile multi-agent RL teachers into small, fast "
@@ -114,6 +195,34 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--fused", action="store_true", help="profile the fused team graph (agents batched)")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(func=_cmd_profile)
+
+    co = sub.add_parser("compile", parents=[common], formatter_class=fmt,
+                        help="distill, prune and compile a teacher into a deployable student bundle",
+                        description="Run a pipeline of graph passes on the teacher (default: approximate the "
+                        "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
+                        "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
+                        "package, student.onnx, profile.json, report.md, record/) atomically.")
+    co.add_argument("teacher", help="teacher file (.pt)")
+    co.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
+    co.add_argument("-o", "--out", help="bundle directory to write (omit to only run the passes)")
+    co.add_argument("--force", action="store_true", help="replace an existing non-empty output directory")
+    co.add_argument("--pipeline", default="default", help="named pipeline (default, exact)")
+    co.add_argument("--passes", help="run exactly these passes, comma-separated, in this order")
+    co.add_argument("--skip", help="comma-separated passes to leave out of the pipeline")
+    co.add_argument("--dump-ir", metavar="DIR", help="write the program text after each pass to DIR/NN_<pass>.txt")
+    co.add_argument("--record", metavar="DIR", help="write a per-pass snapshot for `kdcc check`")
+    co.add_argument("--dataset", help="a `kdcc collect` dataset (default: collect 200 episodes on the fly)")
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--budget-flops", help="FLOPs per team step: a number (80k, 1.5M) or a ratio to the "
+                    "teacher (30x); default 30x when no budget is given")
+    co.add_argument("--budget-bytes", help="bytes moved per team step")
+    co.add_argument("--budget-latency-us", help="estimated latency per team step on the target, µs")
+    co.add_argument("--budget-energy-uj", help="estimated energy per team step on the target, µJ")
+    co.add_argument("--opt", action="append", metavar="PASS.NAME=VALUE",
+                    help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable)")
+    co.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
+    co.add_argument("--json", action="store_true", help="print one JSON object")
+    co.set_defaults(func=_cmd_compile)
     return p
 
 

@@ -14,7 +14,6 @@ Zip entries get a fixed timestamp: the same collection gives the same bytes.
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 
 from kdcc.errors import KdccError
 from kdcc.ir.spec import MarlSpec
-from kdcc.teacher import atomic_write_bytes
+from kdcc.fileio import atomic_write_bytes, npz_bytes
 
 __all__ = ["Dataset", "save_dataset", "load_dataset", "FIELDS"]
 
@@ -60,14 +59,8 @@ class Dataset:
 
 def save_dataset(path: str | Path, data: Dataset) -> None:
     meta = {**data.meta, "format": FORMAT, "version": VERSION, "spec": data.spec.to_dict()}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in [*FIELDS, "meta"]:
-            arr = np.array(json.dumps(meta, sort_keys=True)) if name == "meta" else data.arrays[name]
-            entry = io.BytesIO()
-            np.lib.format.write_array(entry, np.asarray(arr), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), entry.getvalue())
-    atomic_write_bytes(Path(path), buf.getvalue())
+    arrays = {**data.arrays, "meta": np.array(json.dumps(meta, sort_keys=True))}
+    atomic_write_bytes(Path(path), npz_bytes(arrays, order=[*FIELDS, "meta"]))
 
 
 def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from kdcc.errors import KdccError
+from kdcc.fileio import atomic_write_bytes
 from kdcc.ir.spec import MarlSpec
 from kdcc.mpe import SCENARIOS
 from kdcc.qmix import build_agent, build_mixer
 
-__all__ = ["FORMAT", "VERSION", "Teacher", "load_teacher", "save_teacher", "atomic_write_bytes"]
+__all__ = ["FORMAT", "VERSION", "Teacher", "load_teacher", "save_teacher", "teacher_from_blob"]
 
 FORMAT = "kdcc-teacher"
 VERSION = 1
@@ -41,14 +42,6 @@ class Teacher:
 
     def param_count(self) -> int:
         return sum(p.numel() for m in (self.agent, self.mixer) for p in m.parameters())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temp file in the same directory, then rename: never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _plain(value: Any) -> Any:

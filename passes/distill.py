@@ -141,7 +141,7 @@ def run(program: Program, ctx: PassContext) -> Program:
             opt.step()
             sched.step()
             if step % 50 == 0 or step == o["steps"] - 1:
-                curve.append({"step": step, **{k: round(float(v), 6) for k, v in terms.items()}})
+                curve.append({"step": step, **{k: round(float(v.detach()), 6) for k, v in terms.items()}})
             advance()
     for gm in (out.agent, out.mixer):
         gm.eval()

@@ -69,9 +69,13 @@ def _agent_scores(program: Program, ctx: PassContext) -> tuple[torch.Tensor, tor
 def _hypernet_scores(program: Program, ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.from_numpy(ctx.dataset.arrays["state"])
     m = program.mixer
+    scores = []
     with torch.no_grad():
-        return tuple(F.relu(getattr(m, n)[0](s)).abs().mean(0) * getattr(m, n)[2].weight.norm(dim=0)
-                     for n in ("hyper_w_1", "hyper_w_final"))
+        for name in ("hyper_w_1", "hyper_w_final"):
+            net = getattr(m, name)  # a traced Sequential: children "0" (Linear), "1" (ReLU), "2" (Linear)
+            first, second = getattr(net, "0"), getattr(net, "2")
+            scores.append(F.relu(first(s)).abs().mean(0) * second.weight.norm(dim=0))
+    return scores[0], scores[1]
 
 
 def _widths(top: int, multiple: int) -> list[int]:

@@ -1,0 +1,65 @@
+"""`kdcc compile`: the driver's passes, then the backend's bundle, with report and record inside.
+
+Inputs are all validated before anything is written; the bundle (and the
+`--record` directory) are written atomically, so a failure at any point —
+including Ctrl-C — leaves no partial output and an existing bundle untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdcc.driver import CompileOptions, CompileResult, check_output_dir, run_passes
+from kdcc.fileio import atomic_write_tree
+from kdcc.record import file_sha256, record_files, versions
+from kdcc.report import markdown_report
+
+__all__ = ["compile_teacher", "CompileOutput"]
+
+
+@dataclass
+class CompileOutput:
+    result: CompileResult
+    out_dir: Path | None
+    bundle: Any  # what the backend reports (libraries, sizes, GPU image kind), None without a build
+
+
+def _manifest(teacher_path: str, target: str, opts: CompileOptions, result: CompileResult) -> dict[str, Any]:
+    inputs = {"teacher": {"path": Path(teacher_path).name, "sha256": file_sha256(teacher_path)}}
+    if opts.dataset:
+        inputs["dataset"] = {"path": Path(opts.dataset).name, "sha256": file_sha256(opts.dataset)}
+    budget = {k: v for k, v in opts.budget.__dict__.items() if v is not None}
+    return {"target": target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,
+            "budget": budget, "options": dict(sorted(opts.options.items())), "inputs": inputs,
+            "versions": versions()}
+
+
+def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
+                    force: bool = False, record: str | Path | None = None, build: bool = True) -> CompileOutput:
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        check_output_dir(out_dir, force)
+    if record is not None:
+        check_output_dir(Path(record), force)
+    result = run_passes(teacher_path, target, opts)
+    manifest = _manifest(teacher_path, target, opts, result)
+    rec_files = record_files(result.records, manifest)
+    if record is not None:
+        atomic_write_tree(record, rec_files)
+    bundle = None
+    if out_dir is not None:
+        report = markdown_report(Path(teacher_path).name, target, result.records)
+        extra = {"report.md": report.encode(),
+                 **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
+        if build:
+            from kdcc.targets.bundle import write_bundle
+
+            meta = {"fidelity": result.records[-1].fidelity, "cost": result.records[-1].metrics,
+                    "inputs": manifest["inputs"], "pipeline": result.passes}
+            bundle = write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir,
+                                  force=force, extra_files=extra, meta=meta)
+        else:
+            atomic_write_tree(out_dir, extra)
+    return CompileOutput(result, out_dir, bundle)
