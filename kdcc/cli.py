@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     co.add_argument("--json", action="store_true", help="print one JSON object")
     co.set_defaults(func=_cmd_compile)
+
+    from kdcc.check import add_parser as add_check_parser
+
+    add_check_parser(sub, common)
     return p
 
 
