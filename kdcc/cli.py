@@ -151,6 +151,19 @@ def _cmd_compile(args) -> int:
     return 0
 
 
+def _cmd_calibrate(args) -> int:
+    from kdcc.targets.calibrate import calibrate
+
+    measured = calibrate(args.target, args.out, calls=args.calls)
+    if args.json:
+        print(json.dumps(measured, sort_keys=True))
+    elif not args.quiet:
+        for k, v in measured.items():
+            print(f"{k:<22} {v}")
+        print(f"wrote {args.out}: use it with --target {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="kdcc", description="Compile multi-agent RL teachers into small, fast "
@@ -223,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     co.add_argument("--json", action="store_true", help="print one JSON object")
     co.set_defaults(func=_cmd_compile)
+
+    ca = sub.add_parser("calibrate", parents=[common], formatter_class=fmt,
+                        help="measure this machine with compiled probe graphs and write a calibrated profile",
+                        description="Compile small probe graphs for the host with TVM, time them the way a "
+                        "bundle calls its library (one thread), and write the profile with the measured "
+                        "call/kernel overheads, GEMM throughput and memory bandwidth.")
+    ca.add_argument("--target", default="host", help="profile to start from (a host CPU profile)")
+    ca.add_argument("-o", "--out", default="host-calibrated.toml", help="profile file to write")
+    ca.add_argument("--calls", type=int, default=2000, help="timed calls per probe")
+    ca.add_argument("--json", action="store_true", help="print one JSON object")
+    ca.set_defaults(func=_cmd_calibrate)
 
     from kdcc.check import add_parser as add_check_parser
 

@@ -1,0 +1,148 @@
+"""`kdcc calibrate`: measure this machine with compiled probe graphs and write a host profile.
+
+Each probe is a small torch module compiled exactly as kdcc compiles students
+(Relax default pipeline, compiled VM, host CPU named) and called the way the
+bundle calls it (fetched `main`, preallocated inputs, one thread). From their
+median times:
+
+  call_overhead_us    a 1-op graph: what every team step pays regardless of work
+  kernel_overhead_us  (16 chained tiny Linears − the 1-op graph) / 16
+  peak_gflops.fp32    effective throughput of policy-shaped GEMMs (3 rows × 256 → 768:
+                      what TVM's default schedules reach on the GEMVs of a team step)
+  mem_bandwidth_gbs   a 16 MB elementwise pass (read + write)
+
+The numbers replace those of the profile given (the shipped `host` by default)
+and are written, with a header saying when and how, to a new TOML file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdcc.fileio import atomic_write_bytes
+from kdcc.targets.profile import load_profile
+
+__all__ = ["calibrate", "PROBES", "time_module"]
+
+
+class _One(nn.Module):
+    def forward(self, x):
+        return x + 1.0
+
+
+class _Chain(nn.Module):
+    def __init__(self, k: int = 16):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(8, 8) for _ in range(k))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return x
+
+
+class _Gemv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(256, 768)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class _Stream(nn.Module):
+    def forward(self, x):
+        return x * 2.0
+
+
+PROBES = {  # name -> (module factory, input shape, FLOPs, bytes)
+    "call": (_One, (4,), 4, 32),
+    "chain16": (_Chain, (1, 8), 16 * 2 * 8 * 8, 16 * 8 * 8 * 4),
+    "gemv": (_Gemv, (3, 256), 2 * 3 * 256 * 768, 4 * (256 * 768 + 768)),
+    "stream": (_Stream, (4 * 1024 * 1024,), 4 * 1024 * 1024, 2 * 16 * 1024 * 1024),
+}
+
+
+def time_module(module: nn.Module, shape: tuple[int, ...], device, profile, workdir: Path, calls: int) -> float:
+    """Median µs per call of `module` compiled for `device` and called like the bundle calls it."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.torch import from_exported_program
+
+    from kdcc.targets.tvm_build import build_library
+
+    torch.manual_seed(0)
+    module = module.eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        mod = from_exported_program(torch.export.export(module, (x,)), keep_params_as_input=False)
+    # one file name per probe: dlopen caches by path, so a reused name would load the old library
+    lib = build_library(mod, device, profile, workdir / f"{type(module).__name__}.so", workdir / ".work")
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
+    main = vm["main"]
+    arg = tvm.runtime.tensor(x.numpy())
+    for _ in range(max(10, calls // 10)):
+        main(arg)
+    times = np.empty(calls)
+    for i in range(calls):
+        t0 = time.perf_counter()
+        main(arg)
+        times[i] = time.perf_counter() - t0
+    return float(np.median(times) * 1e6)
+
+
+def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path | None = None) -> dict[str, float]:
+    """Measure, then write `out`: the base profile's TOML with the measured numbers substituted."""
+    os.environ.setdefault("TVM_NUM_THREADS", "1")
+    profile = load_profile(base)
+    device = profile.device()
+    work = Path(workdir or Path(out).resolve().parent / ".kdcc-calibrate")
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        us = {name: time_module(factory(), shape, device, profile, work, calls if name != "stream" else 50)
+              for name, (factory, shape, _, _) in PROBES.items()}
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    call = us["call"]
+    measured = {
+        "call_overhead_us": round(call, 3),
+        "kernel_overhead_us": round(max((us["chain16"] - call) / 16, 0.01), 3),
+        "peak_gflops_fp32": round(PROBES["gemv"][2] / max(us["gemv"] - call, 1e-3) / 1e3, 2),
+        "mem_bandwidth_gbs": round(PROBES["stream"][3] / max(us["stream"] - call, 1e-3) / 1e3, 2),
+    }
+    text = Path(profile.source).read_text() if Path(profile.source).is_file() else _shipped_text(base)
+    text = _substitute(text, measured)
+    stamp = datetime.date.today().isoformat()
+    header = (f"# Calibrated by `kdcc calibrate --target {base}` on {stamp}: medians over {calls} calls of "
+              f"compiled probe graphs\n# (raw µs: {', '.join(f'{k} {v:.3f}' for k, v in us.items())}).\n")
+    atomic_write_bytes(Path(out), (header + text).encode())
+    return {**measured, **{f"probe_us.{k}": round(v, 3) for k, v in us.items()}}
+
+
+def _shipped_text(name: str) -> str:
+    from importlib import resources
+
+    return (resources.files("kdcc.targets") / "profiles" / f"{name}.toml").read_text()
+
+
+def _substitute(text: str, m: dict[str, float]) -> str:
+    """Replace the first device's numbers in TOML text, keeping its comments and layout."""
+    rules = {
+        r"^call_overhead_us\s*=.*$": f"call_overhead_us = {m['call_overhead_us']}  # calibrated",
+        r"^kernel_overhead_us\s*=.*$": f"kernel_overhead_us = {m['kernel_overhead_us']}  # calibrated",
+        r"^mem_bandwidth_gbs\s*=.*$": f"mem_bandwidth_gbs = {m['mem_bandwidth_gbs']}  # calibrated",
+        r"^(peak_gflops\s*=\s*\{\s*fp32\s*=\s*)[0-9.]+": rf"\g<1>{m['peak_gflops_fp32']}",
+    }
+    for pattern, repl in rules.items():
+        text = re.sub(pattern, repl, text, count=1, flags=re.MULTILINE)
+    return text
