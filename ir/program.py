@@ -33,10 +33,12 @@ class _Tracer(fx.Tracer):
 
 
 def trace(module: nn.Module, name: str) -> fx.GraphModule:
-    """Symbolically trace a module into a GraphModule named `name` (deterministic node names)."""
+    """Trace a module into a GraphModule named `name` (deterministic node names), in inference form."""
     graph = _Tracer().trace(module)
     gm = fx.GraphModule(module, graph, class_name=name)
     gm.eval()
+    for p in gm.parameters():
+        p.requires_grad_(False)
     return gm
 
 
