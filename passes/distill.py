@@ -29,7 +29,7 @@ from kdcc.qmix import build_inputs
 from kdcc.rollout import TorchPolicy, run_episodes
 from kdcc.team import TeamStep
 
-DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 2.0, "w_kl": 1.0, "w_ce": 0.5, "w_relation": 0.5,
+DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 2.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
             "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}
 _SEQ_KEYS = ("obs", "last_actions", "state", "q", "hidden", "q_tot")
 
@@ -98,6 +98,7 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: 
     q_tot = mixer(chosen.reshape(B * T, n), batch["state"].reshape(B * T, -1)).view(B, T)
     terms = {
         "kl": L.policy_kl(q_s, q_t, o["tau"]),
+        "q": L.q_regression(q_s, q_t),
         "ce": L.greedy_ce(q_s, q_t),
         "relation": L.relation(h_s[:, 1:], batch["hidden"][:, 1:]) if T > 1 else q_s.new_zeros(()),
         "value": L.value(q_tot, batch["q_tot"]),

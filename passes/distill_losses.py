@@ -1,6 +1,8 @@
 """The distillation loss terms, as pure functions of tensors (each tested on a known case).
 
-  policy      τ²·KL(softmax(q_T/τ) ‖ softmax(q_S/τ)) + CE(q_S, argmax q_T)
+  policy      τ²·KL(softmax(q_T/τ) ‖ softmax(q_S/τ)) + CE(q_S, argmax q_T), and a scaled
+              regression of the Q-values themselves (softmax ignores their offset, but the
+              student mixer needs Q on the teacher's scale)
   relation    mean over steps of ‖G_S − G_T‖² / n², G = cosine-similarity matrix of the
               agents' embeddings at one step (n×n; compares students of any width)
   value       mean (Q_tot,S − Q_tot,T)² / var(Q_tot,T): the student mixer reproduces the teacher's
@@ -13,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["policy_kl", "greedy_ce", "relation", "value", "resource", "gru_unit_norms"]
+__all__ = ["policy_kl", "q_regression", "greedy_ce", "relation", "value", "resource", "gru_unit_norms"]
 
 
 def policy_kl(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float) -> torch.Tensor:
@@ -22,6 +24,11 @@ def policy_kl(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float) -> t
     log_pt = F.log_softmax(q_teacher / tau, dim=-1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
     return tau * tau * kl.mean()
+
+
+def q_regression(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared Q error over the teacher's Q variance (scale-free)."""
+    return ((q_student - q_teacher) ** 2).mean() / (q_teacher.var() + 1e-6)
 
 
 def greedy_ce(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,11 @@ def test_policy_kl_is_zero_for_equal_q_and_known_for_two_actions():
     assert float(L.policy_kl(qs * 2, qt * 2, tau=2.0)) == pytest.approx(4 * expected, rel=1e-6)
 
 
+def test_q_regression_is_mse_over_teacher_variance():
+    qt = torch.tensor([[0.0, 2.0]])  # unbiased var 2
+    assert float(L.q_regression(torch.tensor([[1.0, 1.0]]), qt)) == pytest.approx(1.0 / 2.0, rel=1e-5)
+
+
 def test_greedy_ce_is_cross_entropy_to_the_teacher_argmax():
     qt = torch.tensor([[0.0, 5.0]])
     qs = torch.tensor([[0.0, 0.0]])

@@ -1,0 +1,57 @@
+"""approximate-mixer (monotonic fit of Q_tot) and distill (fidelity restored after pruning)."""
+
+import pytest
+import torch
+
+from kdcc.api import collect
+from kdcc.dataset import load_dataset
+from kdcc.ir.program import from_modules
+from kdcc.passes import Budget, PassContext, get_pass
+from kdcc.probe import fidelity, make_probe, replay
+from kdcc.targets.profile import load_profile
+from kdcc.teacher import load_teacher
+from tests.conftest import make_tiny_teacher
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ad")
+    path = make_tiny_teacher(d / "t.pt", seed=2, hidden=32, hypernet_embed=32)
+    collect(path, d / "data.npz", episodes=12, seed=3)
+    teacher = load_teacher(path)
+    ctx = PassContext(teacher=teacher, profile=load_profile("orin-cpu"), dataset=load_dataset(d / "data.npz"),
+                      budget=Budget(ratio=2.0), options={"approximate-mixer.steps": 300, "distill.steps": 150,
+                                                         "distill.dagger_every": 75, "distill.dagger_episodes": 2})
+    return teacher, ctx, from_modules(teacher.spec, teacher.agent, teacher.mixer)
+
+
+def test_mixer_approximation_is_static_monotonic_and_fitted(setup):
+    teacher, ctx, program = setup
+    out = get_pass("approximate-mixer").run(program, ctx)
+    assert out.spec.mixer.kind == "static" and program.spec.mixer.kind == "qmix"
+    d = out.history[-1]
+    assert d["applied"] and d["fit_mean_abs_err"] < 0.5 * d["target_std"]
+    qs, s = torch.randn(64, 3), torch.randn(64, 54)
+    base = out.mixer(qs, s)
+    for i in range(3):
+        bumped = qs.clone()
+        bumped[:, i] += torch.rand(64) + 0.01
+        assert bool((out.mixer(bumped, s) >= base - 1e-6).all())
+    again = get_pass("approximate-mixer").run(out, ctx)  # negative case: already static
+    assert again.history[-1]["applied"] is False and again.mixer is not None
+
+
+def test_distill_restores_fidelity_after_pruning(setup):
+    teacher, ctx, program = setup
+    probe = make_probe(teacher, episodes=2)
+    pruned = get_pass("prune").run(get_pass("approximate-mixer").run(program, ctx), ctx)
+    before = fidelity(replay(pruned.team_module(), pruned.spec, probe), probe)
+    student = get_pass("distill").run(pruned, ctx)
+    after = fidelity(replay(student.team_module(), student.spec, probe), probe)
+    assert after["max_abs_dq"] < before["max_abs_dq"]
+    assert after["mean_abs_dq_tot"] < before["mean_abs_dq_tot"]
+    assert after["action_agreement"] >= before["action_agreement"]
+    curve = student.history[-1]["curve"]
+    assert curve[-1]["total"] < curve[0]["total"]
+    assert set(curve[0]) >= {"kl", "ce", "relation", "value", "resource", "total"}
+    assert not any(p.requires_grad for p in student.agent.parameters())
