@@ -28,11 +28,12 @@ import shutil
 import struct
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from kdcc.errors import KdccError
 
-__all__ = ["linker_for", "nvcc_version", "gpu_image_kind", "pack_cuda_imports", "CACHE_DIR"]
+__all__ = ["linker_for", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_DIR"]
 
 CACHE_DIR = Path.home() / ".cache" / "kdcc"
 ZIG_TRIPLE = "aarch64-linux-gnu.2.28"
@@ -124,23 +125,58 @@ def _u64(blob: bytes, at: int) -> int:
     return struct.unpack_from("<Q", blob, at)[0]
 
 
-def _swap_cuda_payload(blob: bytes, source: bytes, fmt: str, image: bytes) -> bytes:
-    """Replace one CUDA module's (fmt, data) in a serialized module blob; fix both lengths."""
+def _swap_cuda_payloads(blob: bytes, images: dict[bytes, bytes], fmt: str) -> bytes:
+    """Give every CUDA module still holding source (fmt "cuda") its image; fix both lengths.
+
+    Modules TVM already compiled (when a CUDA runtime is present, through our callback)
+    are left as they are.
+    """
     key = struct.pack("<Q", 4) + b"cuda"
-    for start in (m.start() for m in re.finditer(re.escape(key), blob)):
+    pos, found = 0, 0
+    while (start := blob.find(key, pos)) >= 0:
+        pos = start + 1
         payload_at = start + len(key) + 8
-        if blob[payload_at:payload_at + len(key)] != key:  # fmt field "cuda" opens the payload
+        fmt_len = _u64(blob, payload_at) if payload_at + 8 <= len(blob) else 0
+        if not 0 < fmt_len < 16:
+            continue
+        current = blob[payload_at + 8:payload_at + 8 + fmt_len]
+        if current in (b"ptx", b"cubin", b"fatbin"):
+            found += 1
             continue
         end = payload_at + _u64(blob, start + len(key))
-        data_at = end - len(source)
-        if blob[data_at:end] == source and _u64(blob, data_at - 8) == len(source):
-            fmap = blob[payload_at + len(key):data_at - 8]
-            fmt_b = fmt.encode()
-            payload = struct.pack("<Q", len(fmt_b)) + fmt_b + fmap + struct.pack("<Q", len(image)) + image
-            out = blob[:start + len(key)] + struct.pack("<Q", len(payload)) + payload + blob[end:]
-            return struct.pack("<Q", len(out) - 8) + out[8:]
-    raise KdccError("toolchain: unexpected TVM library layout (CUDA module not found); "
-                    "kdcc supports apache-tvm 0.27")
+        source = next((s for s in images if blob[end - len(s):end] == s and _u64(blob, end - len(s) - 8) == len(s)), None)
+        if current != b"cuda" or source is None:
+            continue
+        fmap = blob[payload_at + 8 + fmt_len:end - len(source) - 8]
+        image = images[source]
+        payload = struct.pack("<Q", len(fmt)) + fmt.encode() + fmap + struct.pack("<Q", len(image)) + image
+        blob = blob[:start + len(key)] + struct.pack("<Q", len(payload)) + payload + blob[end:]
+        blob = struct.pack("<Q", len(blob) - 8) + blob[8:]
+        found += 1
+    if found == 0:
+        raise KdccError("toolchain: unexpected TVM library layout (no CUDA module found); "
+                        "kdcc supports apache-tvm 0.27")
+    return blob
+
+
+@contextmanager
+def cuda_compile_callback(gpu: dict[str, str], arch: str, workdir: Path):
+    """While building: TVM's CUDA compile hook makes our image (used when a CUDA runtime is loaded)."""
+    import tvm_ffi
+
+    name = "tvm_callback_cuda_compile"
+    previous = tvm_ffi.get_global_func(name, allow_missing=True)
+
+    def compile_hook(code, *_):
+        workdir.mkdir(parents=True, exist_ok=True)
+        return bytearray(_compile_cuda(code, arch, gpu, workdir))
+
+    tvm_ffi.register_global_func(name, compile_hook, override=True)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            tvm_ffi.register_global_func(name, previous, override=True)
 
 
 def pack_cuda_imports(gpu: dict[str, str], arch: str):
@@ -155,10 +191,12 @@ def pack_cuda_imports(gpu: dict[str, str], arch: str):
 
     def fpack(mod, is_system_lib: bool, prefix: str, workspace_dir: str) -> str:
         blob = bytes(tvm_ffi.get_global_func("runtime.ModulePackImportsToTensor")(mod).numpy().tobytes())
+        images = {}
         for cuda in cuda_modules(mod):
-            source = cuda.inspect_source("cuda")
-            image = _compile_cuda(source, arch, gpu, Path(workspace_dir))
-            blob = _swap_cuda_payload(blob, source.encode(), gpu["image"], image)
+            source = cuda.inspect_source("cuda").encode()
+            if source and source in blob:
+                images[source] = _compile_cuda(source.decode(), arch, gpu, Path(workspace_dir))
+        blob = _swap_cuda_payloads(blob, images, gpu["image"])
         path = Path(workspace_dir) / "devc.c"
         rows = (",".join(str(b) for b in blob[i:i + 32]) for i in range(0, len(blob), 32))
         name = f"{prefix}__tvm_ffi__library_bin"

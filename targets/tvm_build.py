@@ -21,6 +21,7 @@ inputs are preallocated TVM tensors written through numpy views (no per-call cop
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import shutil
 import time
@@ -99,16 +100,21 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         host = {k: v for k, v in target_dict.items() if k != "host"} if target.kind.name == "llvm" else {"kind": "llvm"}
         target = tvm.target.Target(target_dict, host=host)
     arch = _machine(device, target)
-    try:
-        exe = relax.build(relax_mod, target, relax_pipeline=relax.get_default_pipeline(target),
-                          exec_mode="compiled")
-    except Exception as e:  # TVM's pipeline raises assorted error types
-        raise KdccError(f"{where}: TVM build failed ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     gpu: dict[str, str] = {}
     extra: dict[str, Any] = {}
+    hook = contextlib.nullcontext()
     if target.kind.name == "cuda":
         gpu = toolchain.gpu_image_kind(toolchain.nvcc_version(where), profile.cuda_version, where)
         extra["fpack_imports"] = toolchain.pack_cuda_imports(gpu, str(target.arch))
+        hook = toolchain.cuda_compile_callback(gpu, str(target.arch), workdir)
+    try:
+        with hook:
+            exe = relax.build(relax_mod, target, relax_pipeline=relax.get_default_pipeline(target),
+                              exec_mode="compiled")
+    except KdccError:
+        raise
+    except Exception as e:  # TVM's pipeline raises assorted error types
+        raise KdccError(f"{where}: TVM build failed ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     linker, fcompile = toolchain.linker_for(arch, where)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
