@@ -1,0 +1,108 @@
+"""The deploy bundle: layout, collaboration profile, atomic writes, byte-identical rebuilds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kdcc.errors import KdccError
+from kdcc.targets import bundle as bundle_mod
+from kdcc.targets.bundle import write_bundle
+from kdcc.targets.profile import load_profile
+from tests.targets._team import tiny_team
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def host_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("b")
+    teacher = root / "teacher.pt"
+    teacher.write_bytes(b"teacher bytes")
+    team = tiny_team()
+    out = root / "bundle"
+    result = write_bundle(team, team.spec, load_profile("host"), out, meta={"fidelity": {"agreement": 1.0}},
+                          extra_files={"report.md": b"# report\n"}, inputs=[teacher])
+    return team, out, result, teacher
+
+
+def test_layout(host_bundle):
+    _, out, result, _ = host_bundle
+    files = _tree(out)
+    for name in ("lib/cpu/policy.so", "lib/cpu/device.txt", "include/kdcc_policy.h", "src/kdcc_policy.cc",
+                 "CMakeLists.txt", "kdcc_policy.cmake", "kdcc_policyConfig.cmake", "student.onnx",
+                 "profile.json", "policy.d", "report.md", "runtime/x86_64/libtvm_runtime.so",
+                 "runtime/x86_64/libtvm_ffi.so", "runtime/include/tvm/ffi/function.h"):
+        assert name in files, name
+    header = files["include/kdcc_policy.h"].decode()
+    assert "#define KDCC_POLICY_N_AGENTS 3" in header and "#define KDCC_POLICY_HIDDEN_DIM 16" in header
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".bundle")]
+    assert result.build_seconds["cpu"] > 0 and result.sizes["lib"] > 0
+
+
+def test_collaboration_profile_and_depfile(host_bundle):
+    _, out, _, teacher = host_bundle
+    doc = json.loads((out / "profile.json").read_text())
+    assert doc["team"]["communication_at_execution"] == "none"
+    assert doc["team"]["n_agents"] == 3 and doc["hidden_state"]["size_per_agent"] == 16
+    assert doc["input_construction"]["input_dim"] == 18 + 5 + 3
+    assert doc["libraries"][0]["path"] == "lib/cpu/policy.so"
+    assert doc["fidelity"] == {"agreement": 1.0}
+    assert doc["hashes"]["inputs"][str(teacher)] and len(doc["hashes"]["student.onnx"]) == 64
+    assert doc["verification"]["max_abs_diff"]["tvm_host"]["q"] <= 1e-5
+    assert (out / "policy.d").read_text() == f"{out / 'profile.json'}: {teacher}\n"
+
+
+def test_refuses_non_empty_dir_without_force(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    team = tiny_team()
+    with pytest.raises(KdccError, match="not empty"):
+        write_bundle(team, team.spec, load_profile("host"), tmp_path / "out")
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
+    team = tiny_team()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "profile.json").write_text("previous")
+
+    def broken(*args, **kwargs):
+        raise KdccError("simulated failure while writing sources")
+
+    monkeypatch.setattr(bundle_mod, "_write_sources", broken)
+    for out in (tmp_path / "new", old):
+        with pytest.raises(KdccError, match="simulated"):
+            write_bundle(team, team.spec, load_profile("host"), out, force=True)
+    assert not (tmp_path / "new").exists()
+    assert (old / "profile.json").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_meta_cannot_overwrite_kdcc_fields(tmp_path):
+    team = tiny_team()
+    with pytest.raises(KdccError, match="meta keys"):
+        write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", meta={"team": 1})
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_same_inputs_give_byte_identical_bundles(tmp_path):
+    """Build the orin bundle (cpu + gpu when nvcc exists) twice into the same path."""
+    import shutil
+
+    profile = load_profile("orin" if shutil.which("nvcc") else "orin-cpu")
+    out = tmp_path / "bundle"
+    team = tiny_team()
+    write_bundle(team, team.spec, profile, out)
+    first = _tree(out)
+    write_bundle(tiny_team(), team.spec, profile, out, force=True)
+    second = _tree(out)
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+    assert "lib/cpu/policy.so" in first and "student.onnx" in first
