@@ -1,0 +1,106 @@
+"""examples/firmware builds with CMake against a bundle and acts like the Python policy.
+
+Host: find_package(kdcc_policy), run, actions equal HostPolicy's. Orin CPU: cross-built
+with Debian's aarch64 g++ via add_subdirectory, run under qemu-aarch64 against the aarch64
+TVM runtime from PyPI's wheel; actions equal and Q_tot within float tolerance of the host's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdcc.targets.bundle import write_bundle
+from kdcc.targets.profile import load_profile
+from kdcc.targets.tvm_build import HostPolicy
+from kdcc.targets.verify import probe_episode
+from tests.conftest import REPO
+from tests.targets._team import tiny_team
+
+FIRMWARE = REPO / "examples" / "firmware"
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None,
+                                reason="needs cmake and g++")
+
+
+def _observations(path: Path, episodes: list[list[tuple[np.ndarray, np.ndarray]]]) -> None:
+    lines = ["# kdcc observations v1"]
+    for k, episode in enumerate(episodes):
+        if k:
+            lines.append("reset")
+        lines += [" ".join(f"{v:.9g}" for v in np.concatenate([obs.ravel(), state])) for obs, state in episode]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _python_run(library: Path, spec, episodes) -> list[tuple[list[int], float]]:
+    policy, out = HostPolicy(library, spec), []
+    for episode in episodes:
+        policy.reset()
+        last = np.full(spec.n_agents, -1, dtype=np.int64)
+        for obs, state in episode:
+            actions, q_tot = policy.step(obs, last, state)
+            out.append((actions.tolist(), q_tot))
+            last = actions
+    return out
+
+
+def _parse(stdout: str) -> list[tuple[list[int], float]]:
+    rows = [line.split() for line in stdout.strip().splitlines()]
+    return [([int(v) for v in row[:-1]], float(row[-1])) for row in rows]
+
+
+def _cmake(build: Path, *args: str) -> None:
+    for cmd in (["cmake", "-S", str(FIRMWARE), "-B", str(build), *args], ["cmake", "--build", str(build)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    spec = tiny_team().spec
+    return [probe_episode(spec, 5, seed=100), probe_episode(spec, 3, seed=200)]
+
+
+@pytest.mark.slow
+def test_host_firmware_matches_python(tmp_path, episodes):
+    team = tiny_team()
+    bundle = tmp_path / "bundle"
+    write_bundle(team, team.spec, load_profile("host"), bundle)
+    _cmake(tmp_path / "fw", f"-Dkdcc_policy_DIR={bundle}")
+    _observations(tmp_path / "obs.txt", episodes)
+    run = subprocess.run([str(tmp_path / "fw" / "policy_runner"), str(tmp_path / "obs.txt")],
+                         capture_output=True, text=True, check=True)
+    got, want = _parse(run.stdout), _python_run(bundle / "lib" / "cpu" / "policy.so", team.spec, episodes)
+    assert [a for a, _ in got] == [a for a, _ in want]
+    assert np.allclose([q for _, q in got], [q for _, q in want], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None or shutil.which("qemu-aarch64") is None
+                    or not Path("/usr/aarch64-linux-gnu/lib").is_dir(),
+                    reason="needs g++-aarch64-linux-gnu and qemu-user")
+def test_orin_cpu_firmware_runs_under_qemu(tmp_path, episodes):
+    team = tiny_team()
+    bundle = tmp_path / "bundle"
+    write_bundle(team, team.spec, load_profile("orin-cpu"), bundle)
+    assert (bundle / "runtime" / "aarch64" / "libtvm_runtime.so").is_file(), \
+        (bundle / "runtime" / "aarch64" / "MISSING.txt").read_text()
+    _cmake(tmp_path / "fw", f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'aarch64-linux-gnu.cmake'}", f"-DKDCC_BUNDLE={bundle}")
+    binary = tmp_path / "fw" / "policy_runner"
+    assert binary.read_bytes()[18:20] == (183).to_bytes(2, "little")
+    _observations(tmp_path / "obs.txt", episodes)
+    run = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(binary), str(tmp_path / "obs.txt")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    host = tmp_path / "host.so"
+    from kdcc.targets.lowering import to_relax
+    from kdcc.targets.tvm_build import build_library
+
+    profile = load_profile("host")
+    build_library(to_relax(team, team.spec), profile.device("cpu"), profile, host, tmp_path / ".work")
+    got, want = _parse(run.stdout), _python_run(host, team.spec, episodes)
+    assert [a for a, _ in got] == [a for a, _ in want]
+    assert np.allclose([q for _, q in got], [q for _, q in want], rtol=0, atol=1e-5)
