@@ -1,0 +1,39 @@
+"""verify: torch, ONNX Runtime and the TVM host library agree, and a mismatch names its output."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdcc.errors import KdccError
+from kdcc.targets.lowering import onnx_bytes, to_relax
+from kdcc.targets.profile import load_profile
+from kdcc.targets.tvm_build import build_library
+from kdcc.targets.verify import verify_team_step
+from tests.targets._team import tiny_team
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    team = tiny_team()
+    profile = load_profile("host")
+    root = tmp_path_factory.mktemp("v")
+    lib = build_library(to_relax(team, team.spec), profile.device("cpu"), profile, root / "policy.so", root / ".work")
+    return team, onnx_bytes(team, team.spec), lib.path
+
+
+def test_agreement_is_recorded(built):
+    team, model, lib = built
+    result = verify_team_step(team, team.spec, model, lib, steps=3)
+    assert result["steps"] == 3
+    for executor in ("onnxruntime", "tvm_host"):
+        assert set(result["max_abs_diff"][executor]) == {"q", "new_hidden", "q_tot"}
+        assert max(result["max_abs_diff"][executor].values()) <= 1e-5
+
+
+def test_mismatch_names_executor_and_output(built):
+    _, model, lib = built
+    other = tiny_team(seed=1)  # different weights: the shipped artefacts no longer match it
+    with pytest.raises(KdccError, match=r"verify: onnxruntime output '(actions|q)' differs from torch at step 0"):
+        verify_team_step(other, other.spec, model, lib)
+    with pytest.raises(KdccError, match=r"verify: tvm_host output '(actions|q)' differs"):
+        verify_team_step(other, other.spec, onnx_bytes(other, other.spec), lib)
