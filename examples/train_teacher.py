@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--target-update", type=int, default=200, help="episodes between target refreshes")
     p.add_argument("--eval-every", type=int, default=25_000, help="env steps between greedy evaluations")
     p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--terminal-at-limit", action="store_true",
+                   help="treat the time limit as terminal (no bootstrap from the last state)")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
 
@@ -164,7 +166,10 @@ def main(argv=None) -> int:
                     tq_next = tq[:, 1:].gather(-1, best_next).squeeze(-1)
                     target_tot = t_mixer(tq_next.reshape(-1, spec.n_agents),
                                          st[:, 1:].reshape(-1, spec.state_dim)).view(args.batch, -1)
-                    y = rw + args.gamma * target_tot
+                    not_last = torch.ones_like(rw)
+                    if args.terminal_at_limit:
+                        not_last[:, -1] = 0.0
+                    y = rw + args.gamma * not_last * target_tot
                 chosen = q[:, :-1].gather(-1, ac.unsqueeze(-1)).squeeze(-1)
                 q_tot = mixer(chosen.reshape(-1, spec.n_agents),
                               st[:, :-1].reshape(-1, spec.state_dim)).view(args.batch, -1)
