@@ -36,7 +36,7 @@ from kdcc.targets import bundle_sources as src
 from kdcc.targets.profile import TargetProfile
 from kdcc.targets.collab_profile import collaboration_profile
 
-__all__ = ["BundleResult", "write_bundle"]
+__all__ = ["BundleResult", "write_bundle", "open_bundle"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,27 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
         raise
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+def open_bundle(bundle_dir: str | Path):
+    """The bundle's library for this machine as a `HostPolicy` (for `kdcc eval BUNDLE_DIR`).
+
+    Raises KdccError when the directory is not a kdcc bundle or holds no library that runs here
+    (an orin bundle is aarch64 only).
+    """
+    from kdcc.targets.collab_profile import FORMAT
+    from kdcc.targets.tvm_build import HostPolicy
+
+    root = Path(bundle_dir)
+    try:
+        doc = json.loads((root / "profile.json").read_text())
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format is {doc.get('format')!r}")
+        spec = MarlSpec.from_dict(doc["spec"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise KdccError(f"{root}: not a kdcc bundle ({e})") from None
+    here = [lib for lib in doc.get("libraries", []) if lib.get("arch") == platform.machine() and lib.get("kind") == "cpu"]
+    if not here:
+        have = ", ".join(f"{lib['device']} ({lib['arch']})" for lib in doc.get("libraries", []))
+        raise KdccError(f"{root}: no library in this bundle runs on {platform.machine()} (it has: {have})")
+    return HostPolicy(root / here[0]["path"], spec)

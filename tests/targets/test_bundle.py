@@ -106,3 +106,19 @@ def test_same_inputs_give_byte_identical_bundles(tmp_path):
     assert first.keys() == second.keys()
     assert [k for k in first if first[k] != second[k]] == []
     assert "lib/cpu/policy.so" in first and "student.onnx" in first
+
+
+def test_open_bundle_steps_like_the_library(host_bundle, tmp_path):
+    import numpy as np
+
+    from kdcc.targets.bundle import open_bundle
+    from kdcc.team import team_example_inputs
+
+    team, out, _, _ = host_bundle
+    policy = open_bundle(out)
+    obs, _, _, state = (t.numpy() for t in team_example_inputs(team.spec, 0))
+    actions, q_tot = policy.step(obs, np.full(3, -1, dtype=np.int64), state)
+    assert actions.shape == (3,) and isinstance(q_tot, float)
+    (tmp_path / "profile.json").write_text("{}")
+    with pytest.raises(KdccError, match="not a kdcc bundle"):
+        open_bundle(tmp_path)
