@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = ["FORMAT", "VERSION", "Teacher", "load_teacher", "save_teacher", "teac
 
 FORMAT = "kdcc-teacher"
 VERSION = 1
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a legacy pickle stream
 
 
 @dataclass
@@ -86,13 +88,18 @@ def _read_blob(path: Path) -> dict:
         raise _fail(name, "is a directory, not a teacher file (for an EPyMARL model directory pass --config)")
     if path.stat().st_size == 0:
         raise _fail(name, "file is empty")
+    with path.open("rb") as f:
+        if not f.read(4).startswith(_TORCH_MAGIC):
+            raise _fail(name, "not a torch file (neither a zip archive nor a pickle stream)")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error below says enough
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on corrupt input; all mean "unreadable"
         text = str(e).strip()
         if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in text or "weights_only" in text):
             raise _fail(name, "refused: the file holds Python objects that would run code on load") from None
-        first = text.splitlines()[0][:160] if text else type(e).__name__
+        first = text.splitlines()[0].split(". ")[0][:160] if text else type(e).__name__
         raise _fail(name, f"not a readable torch file ({first})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise _fail(name, f"not a kdcc teacher file (expected format tag {FORMAT!r})")
