@@ -68,6 +68,8 @@ def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
     name = str(path)
     if not Path(path).is_file():
         raise KdccError(f"{name}: dataset not found")
+    if not zipfile.is_zipfile(path):
+        raise KdccError(f"{name}: not a .npz dataset (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
