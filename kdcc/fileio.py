@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -11,7 +12,28 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_tree", "npz_bytes"]
+from kdcc.errors import KdccError
+
+__all__ = ["atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
+
+
+def check_writable(path: str | Path, is_file: bool = True) -> None:
+    """Fail before any work is done when `path` could not be written later.
+
+    `os.access` says yes to root everywhere, so the directory is probed by
+    creating (and removing) an empty temp directory in it.
+    """
+    path = Path(path)
+    if is_file and path.is_dir():
+        raise KdccError(f"{path}: is a directory, expected a file path")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise KdccError(f"{path}: cannot write here: {parent} {problem}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe.", dir=parent))
+    except OSError as e:
+        raise KdccError(f"{path}: cannot write to {parent} ({e.strerror or e})") from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -21,8 +43,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         tmp.replace(path)
+    except OSError as e:
+        raise KdccError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray], order: list[str] | None = None) -> bytes:
@@ -40,7 +65,10 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
     """Write `files` (relative path -> bytes) as directory `out`, replacing it only once all is written."""
     out = Path(out)
     parent = out.resolve().parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as e:
+        raise KdccError(f"{out}: cannot write to {parent} ({e.strerror or e})") from None
     try:
         for rel, data in files.items():
             p = tmp / rel
@@ -50,9 +78,16 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
         if out.exists():
             old = parent / f".{out.name}.old.{os.getpid()}"
             out.rename(old)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except BaseException:  # put the previous tree back: `out` is either the old one or the new one
+            if old is not None:
+                old.rename(out)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise KdccError(f"{out}: cannot write ({e.strerror or e})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
