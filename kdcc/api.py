@@ -10,6 +10,7 @@ import torch
 
 from kdcc.dataset import Dataset, save_dataset
 from kdcc.errors import KdccError
+from kdcc.fileio import check_writable
 from kdcc.ir.spec import MarlSpec
 from kdcc.mpe import make_env
 from kdcc.progress import progress_bar
@@ -85,6 +86,7 @@ def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed
         raise KdccError(f"--episodes must be positive, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise KdccError(f"--epsilon must be in [0, 1], got {epsilon}")
+    check_writable(out)
     teacher = load_teacher_like(teacher_path)
     spec = teacher.spec
     env = make_env(spec.env)
