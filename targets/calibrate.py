@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdcc.fileio import atomic_write_bytes
+from kdcc.errors import KdccError
+from kdcc.fileio import atomic_write_bytes, check_writable
 from kdcc.targets.profile import load_profile
 
 __all__ = ["calibrate", "PROBES", "time_module"]
@@ -101,6 +102,9 @@ def time_module(module: nn.Module, shape: tuple[int, ...], device, profile, work
 
 def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path | None = None) -> dict[str, float]:
     """Measure, then write `out`: the base profile's TOML with the measured numbers substituted."""
+    if calls < 1:
+        raise KdccError(f"--calls must be positive, got {calls}")
+    check_writable(out)
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     profile = load_profile(base)
     device = profile.device()
