@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from kdcc.errors import KdccError
+from kdcc.fileio import check_writable
 from kdcc.instruments import DumpIR, ProgressLine
 from kdcc.ir.program import Program, from_modules
 from kdcc.passes import Budget, PassContext, get_pass
@@ -54,18 +55,12 @@ class CompileResult:
 
 
 def check_output_dir(out: Path, force: bool) -> None:
-    """Refuse to clobber a non-empty directory unless --force; the parent must be writable."""
+    """Refuse to clobber a non-empty directory unless --force; the parent must take a new directory."""
     if out.exists() and not out.is_dir():
         raise KdccError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise KdccError(f"{out}: directory exists and is not empty (use --force to replace it)")
-    parent = out.resolve().parent
-    if not parent.exists():
-        raise KdccError(f"{out}: parent directory {parent} does not exist")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise KdccError(f"{out}: cannot write to {parent}")
+    check_writable(out, is_file=False)
 
 
 def _dataset_for(teacher_path: str, teacher, opts: CompileOptions):
@@ -91,7 +86,7 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
     dataset = None
-    if any(get_pass(n).needs_training for n in names):
+    if opts.dataset or any(get_pass(n).needs_training for n in names):  # a given dataset is always checked
         dataset = _dataset_for(teacher_path, teacher, opts)
     ctx = PassContext(teacher=teacher, profile=profile, dataset=dataset, budget=opts.budget, seed=opts.seed,
                       options=dict(opts.options))
@@ -102,5 +97,10 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     if not is_quiet():
         instruments.append(ProgressLine(stderr_console))
     program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
-    program, records = run_pipeline(program, names, ctx, probe, instruments)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same bytes on any machine
+    try:
+        program, records = run_pipeline(program, names, ctx, probe, instruments)
+    finally:
+        torch.set_num_threads(threads)
     return CompileResult(program, records, names, time.perf_counter() - start, teacher, profile)
