@@ -74,16 +74,18 @@ def _cmd_profile(args) -> int:
 _SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
 
 
-def parse_amount(option: str, text: str) -> float:
-    """'80000', '80k', '1.5M' -> a positive number; anything else is a one-line error naming the option."""
+def parse_amount(option: str, text: str, shown: str | None = None) -> float:
+    """'80000', '80k', '1.5M' -> a positive number; anything else is a one-line error naming the option.
+
+    `shown` is what the user typed when `text` is part of it (the number in '30x')."""
     t = text.strip().lower()
     scale = _SUFFIX.get(t[-1:], 1.0)
     try:
         value = float(t[:-1] if t[-1:] in _SUFFIX else t) * scale
     except ValueError:
-        raise KdccError(f"{option}: cannot parse {text!r} (examples: 80000, 80k, 1.5M)") from None
+        raise KdccError(f"{option}: cannot parse {shown or text!r} (examples: 80000, 80k, 1.5M)") from None
     if not value > 0 or value != value or value == float("inf"):
-        raise KdccError(f"{option}: must be a positive number, got {text!r}")
+        raise KdccError(f"{option}: must be a positive number, got {shown or text!r}")
     return value
 
 
@@ -93,7 +95,7 @@ def _budget(args):
     flops = ratio = None
     if args.budget_flops:
         if args.budget_flops.lower().endswith("x"):
-            ratio = parse_amount("--budget-flops", args.budget_flops[:-1])
+            ratio = parse_amount("--budget-flops", args.budget_flops[:-1], shown=args.budget_flops)
         else:
             flops = parse_amount("--budget-flops", args.budget_flops)
     kw = {"flops": flops,
@@ -257,15 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from kdcc.progress import set_quiet
-
-    set_quiet(args.quiet)
     try:
+        from kdcc.progress import set_quiet
+
+        set_quiet(args.quiet)
         return int(args.func(args) or 0)
     except KdccError as e:
         if args.verbose:
             raise
         print(f"kdcc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the system refused (permissions, full disk, a path through a file)
+        if args.verbose:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"kdcc {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kdcc {args.command}: interrupted", file=sys.stderr)
