@@ -108,6 +108,9 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     profile = load_profile(base)
     device = profile.device()
+    if device.kind != "cpu" or device.cross_triple:
+        raise KdccError(f"--target {base}: calibrate measures this machine, so it needs a host CPU profile "
+                        f"(this one's first device is {device.kind}{' for ' + device.cross_triple if device.cross_triple else ''})")
     work = Path(workdir or Path(out).resolve().parent / ".kdcc-calibrate")
     work.mkdir(parents=True, exist_ok=True)
     try:
