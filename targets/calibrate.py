@@ -109,8 +109,9 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
     profile = load_profile(base)
     device = profile.device()
     if device.kind != "cpu" or device.cross_triple:
+        built_for = f" for {device.cross_triple}" if device.cross_triple else ""
         raise KdccError(f"--target {base}: calibrate measures this machine, so it needs a host CPU profile "
-                        f"(this one's first device is {device.kind}{' for ' + device.cross_triple if device.cross_triple else ''})")
+                        f"(this one's first device is {device.kind}{built_for})")
     work = Path(workdir or Path(out).resolve().parent / ".kdcc-calibrate")
     work.mkdir(parents=True, exist_ok=True)
     try:
