@@ -20,7 +20,7 @@ from kdcc.errors import KdccError
 from kdcc.fileio import check_writable
 from kdcc.instruments import DumpIR, ProgressLine
 from kdcc.ir.program import Program, from_modules
-from kdcc.passes import Budget, PassContext, get_pass
+from kdcc.passes import Budget, PassContext, get_pass, registered
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 from kdcc.probe import make_probe
@@ -85,6 +85,10 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     teacher = load_teacher_like(teacher_path)
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
+    for key in opts.options:  # a misspelt pass name would otherwise be silently ignored
+        if key.partition(".")[0] not in registered():
+            raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "
+                            f"(passes: {', '.join(sorted(registered()))})")
     dataset = None
     if opts.dataset or any(get_pass(n).needs_training for n in names):  # a given dataset is always checked
         dataset = _dataset_for(teacher_path, teacher, opts)
