@@ -36,6 +36,19 @@ class EvalResult:
         return dict(self.__dict__)
 
 
+class _CompiledPolicy:
+    """A bundle's compiled library as a rollout policy (it returns actions and Q_tot)."""
+
+    def __init__(self, library):
+        self.library = library
+
+    def reset(self) -> None:
+        self.library.reset()
+
+    def step(self, obs, last_actions, state):
+        return self.library.step(obs, last_actions, state)[0]
+
+
 def load_teacher_like(path: str | Path) -> Teacher:
     """Any input that holds a teacher: a v1 teacher file (more kinds plug in here)."""
     return load_teacher(path)
@@ -45,9 +58,13 @@ def load_policy(path: str | Path) -> tuple[MarlSpec, Policy, Teacher | None]:
     """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
     p = Path(path)
     if p.is_dir() and (p / "profile.json").is_file():
-        from kdcc.targets.runner import load_bundle_policy  # lazy: pulls in TVM
-        spec, policy = load_bundle_policy(p)
-        return spec, policy, None
+        import os
+
+        os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
+        from kdcc.targets.bundle import open_bundle  # lazy: pulls in TVM
+
+        library = open_bundle(p)
+        return library.spec, _CompiledPolicy(library), None
     teacher = load_teacher_like(p)
     env = make_env(teacher.spec.env)
     return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher

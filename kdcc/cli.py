@@ -129,7 +129,7 @@ def _cmd_compile(args) -> int:
 
     opts = CompileOptions(pipeline=args.pipeline, passes=_names(args.passes) or None, skip=_names(args.skip),
                           budget=_budget(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
-                          options=_options(args.opt))
+                          ablate=args.ablate, options=_options(args.opt))
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build)
     recs = out.result.records
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--budget-energy-uj", help="estimated energy per team step on the target, µJ")
     co.add_argument("--opt", action="append", metavar="PASS.NAME=VALUE",
                     help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable)")
+    co.add_argument("--ablate", action="store_true",
+                    help="re-run distillation without each loss term and add the comparison to report.md")
     co.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     co.add_argument("--json", action="store_true", help="print one JSON object")
     co.set_defaults(func=_cmd_compile)
@@ -263,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         from kdcc.progress import set_quiet
 
         set_quiet(args.quiet)
+    import warnings
+
+    # torch.export's own deprecation noise, raised while lowering to TVM: not the user's concern
+    warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*", category=FutureWarning)
         return int(args.func(args) or 0)
     except KdccError as e:
         if args.verbose:

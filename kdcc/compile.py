@@ -50,7 +50,12 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         atomic_write_tree(record, rec_files)
     bundle = None
     if out_dir is not None:
-        report = markdown_report(Path(teacher_path).name, target, result.records)
+        sections = []
+        if opts.ablate:
+            from kdcc.ablation import ablate_distillation
+
+            sections.append(("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
+        report = markdown_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
         extra = {"report.md": report.encode(),
                  **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
         if build:
@@ -59,7 +64,9 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
             meta = {"fidelity": result.records[-1].fidelity, "cost": result.records[-1].metrics,
                     "inputs": manifest["inputs"], "pipeline": result.passes}
             bundle = write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir,
-                                  force=force, extra_files=extra, meta=meta)
+                                  force=force, extra_files=extra, meta=meta,
+                                  inputs=[teacher_path, *([opts.dataset] if opts.dataset else []),
+                                          *([target] if Path(target).is_file() else [])])
         else:
             atomic_write_tree(out_dir, extra)
     return CompileOutput(result, out_dir, bundle)

@@ -41,6 +41,7 @@ class CompileOptions:
     dataset: str | None = None  # a `kdcc collect` file; collected on the fly when a pass needs one
     collect_episodes: int = 200
     dump_ir: str | None = None
+    ablate: bool = False  # re-run distill without each loss term and report the difference
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,6 +53,7 @@ class CompileResult:
     wall_s: float
     teacher: Any
     profile: Any
+    ctx: PassContext
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -82,6 +84,7 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
 
     start = time.perf_counter()
     torch.manual_seed(opts.seed)
+    torch.set_num_threads(1)  # tiny models: one thread is fastest here, and bitwise reproducible
     teacher = load_teacher_like(teacher_path)
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
@@ -107,4 +110,4 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
         program, records = run_pipeline(program, names, ctx, probe, instruments)
     finally:
         torch.set_num_threads(threads)
-    return CompileResult(program, records, names, time.perf_counter() - start, teacher, profile)
+    return CompileResult(program, records, names, time.perf_counter() - start, teacher, profile, ctx)

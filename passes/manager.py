@@ -36,6 +36,7 @@ class PassRecord:
     fidelity: dict[str, float]
     decisions: dict[str, Any]
     outputs: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    program: Program | None = field(repr=False, default=None)  # the program after the pass (not saved)
 
 
 Instrument = Callable[[PassRecord, Program], None]
@@ -102,4 +103,4 @@ def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe
 def _record(index, name, wall, program, ctx, probe, decisions) -> PassRecord:
     outputs = replay(program.team_module(), program.spec, probe)
     return PassRecord(index, name, wall, program_text(program), program_metrics(program, ctx.profile),
-                      fidelity(outputs, probe), dict(decisions), outputs)
+                      fidelity(outputs, probe), dict(decisions), outputs, program)
