@@ -7,12 +7,14 @@ DEMO_OUT ?= build/demo
 
 .PHONY: setup demo test bench clean
 
-# System packages: cmake and a C++ compiler (firmware example), qemu-user (runs the aarch64
-# library here). The aarch64 cross linker comes from pip (ziglang), so none is needed from apt.
+# System packages: cmake and g++ (firmware example), g++-aarch64-linux-gnu (cross-builds the
+# firmware and gives qemu its aarch64 system libraries), qemu-user (runs the aarch64 build here).
+# The policy libraries themselves are linked with the pip package ziglang.
+SYSTEM_PACKAGES := cmake g++ g++-aarch64-linux-gnu qemu-user
 $(VENV)/.system:
-	@if ! command -v qemu-aarch64 >/dev/null || ! command -v cmake >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user cmake g++ >/dev/null; \
-	  else echo "kdcc: please install qemu-user, cmake and g++ (Debian: sudo apt-get install qemu-user cmake g++)"; fi; fi
+	@if ! command -v qemu-aarch64 >/dev/null || ! command -v cmake >/dev/null || ! command -v aarch64-linux-gnu-g++ >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "kdcc: please install $(SYSTEM_PACKAGES) (Debian: sudo apt-get install $(SYSTEM_PACKAGES))"; exit 1; fi; fi
 	@mkdir -p $(VENV) && touch $@
 
 $(STAMP): pyproject.toml | $(VENV)/.system
