@@ -261,14 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        from kdcc.progress import set_quiet
-
-        set_quiet(args.quiet)
     import warnings
 
     # torch.export's own deprecation noise, raised while lowering to TVM: not the user's concern
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*", category=FutureWarning)
+    try:
+        from kdcc.progress import set_quiet
+
+        set_quiet(args.quiet)
         return int(args.func(args) or 0)
     except KdccError as e:
         if args.verbose:
