@@ -15,7 +15,7 @@ from kdcc.ir.spec import MarlSpec
 from kdcc.mpe import make_env
 from kdcc.progress import progress_bar
 from kdcc.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
-from kdcc.teacher import Teacher, load_teacher
+from kdcc.teacher import Teacher
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect"]
 
@@ -49,12 +49,15 @@ class _CompiledPolicy:
         return self.library.step(obs, last_actions, state)[0]
 
 
-def load_teacher_like(path: str | Path) -> Teacher:
-    """Any input that holds a teacher: a v1 teacher file (more kinds plug in here)."""
-    return load_teacher(path)
+def load_teacher_like(path: str | Path, config: str | Path | None = None) -> Teacher:
+    """Any input that holds a teacher: a v1 teacher file, an EPyMARL/PyMARL model directory (with its
+    sacred config.json), or an ONNX teacher (agent.onnx + mixer.onnx + spec.json); see kdcc.sources."""
+    from kdcc.sources import load_teacher_source
+
+    return load_teacher_source(path, config)
 
 
-def load_policy(path: str | Path) -> tuple[MarlSpec, Policy, Teacher | None]:
+def load_policy(path: str | Path, config: str | Path | None = None) -> tuple[MarlSpec, Policy, Teacher | None]:
     """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
     p = Path(path)
     if p.is_dir() and (p / "profile.json").is_file():
@@ -65,7 +68,7 @@ def load_policy(path: str | Path) -> tuple[MarlSpec, Policy, Teacher | None]:
 
         library = open_bundle(p)
         return library.spec, _CompiledPolicy(library), None
-    teacher = load_teacher_like(p)
+    teacher = load_teacher_like(p, config)
     env = make_env(teacher.spec.env)
     return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher
 
@@ -76,11 +79,13 @@ def _returns(env, policy, episodes, seed, label):
 
 
 def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
-             teacher_path: str | Path | None = None) -> EvalResult:
-    """Mean team return of a policy, of a uniform random policy and (if given) the teacher, same seeds."""
+             teacher_path: str | Path | None = None, config: str | Path | None = None) -> EvalResult:
+    """Mean team return of a policy, of a uniform random policy and (if given) the teacher, same seeds.
+
+    `config` is the policy's --config (a model directory's config.json, an ONNX teacher's spec)."""
     if episodes <= 0:
         raise KdccError(f"--episodes must be positive, got {episodes}")
-    spec, policy, _ = load_policy(policy_path)
+    spec, policy, _ = load_policy(policy_path, config)
     env = make_env(spec.env)
     stats = _returns(env, policy, episodes, seed, f"eval {Path(policy_path).name}")
     rand = _returns(env, RandomPolicy(env.avail, seed), episodes, seed, "eval random")
@@ -97,14 +102,14 @@ def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
 
 
 def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed: int = 0,
-            epsilon: float = 0.1) -> Dataset:
+            epsilon: float = 0.1, config: str | Path | None = None) -> Dataset:
     """Roll the teacher out in MPE (ε-random actions for coverage) and record what later passes need."""
     if episodes <= 0:
         raise KdccError(f"--episodes must be positive, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise KdccError(f"--epsilon must be in [0, 1], got {epsilon}")
     check_writable(out)
-    teacher = load_teacher_like(teacher_path)
+    teacher = load_teacher_like(teacher_path, config)
     spec = teacher.spec
     env = make_env(spec.env)
     policy = TorchPolicy.from_modules(spec, teacher.agent, teacher.mixer, env.avail)
@@ -140,17 +145,17 @@ def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed
     return data
 
 
-def profile(teacher_path: str | Path, target: str, fused: bool = False):
+def profile(teacher_path: str | Path, target: str, fused: bool = False, config: str | Path | None = None):
     """Per-layer cost of one team step of a teacher on a target (agents batched when `fused`)."""
     from kdcc.ir.annotate import graph_costs
     from kdcc.ir.printer import annotate_program
-    from kdcc.ir.program import from_modules
+    from kdcc.sources import initial_program
     from kdcc.targets.profile import load_profile
     from kdcc.targets.profile_table import profile_rows
 
-    teacher = load_teacher_like(teacher_path)
+    teacher = load_teacher_like(teacher_path, config)
     prof = load_profile(target)
-    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    program = initial_program(teacher)  # an ONNX teacher: a same-shaped program, so the same cost
     if fused:
         from kdcc.passes import PassContext, get_pass
 
