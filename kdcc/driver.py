@@ -19,12 +19,13 @@ import torch
 from kdcc.errors import KdccError
 from kdcc.fileio import check_writable
 from kdcc.instruments import DumpIR, ProgressLine
-from kdcc.ir.program import Program, from_modules
+from kdcc.ir.program import Program
 from kdcc.passes import Budget, PassContext, get_pass, registered
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 from kdcc.probe import make_probe
 from kdcc.progress import is_quiet, stderr_console
+from kdcc.sources import initial_program
 
 __all__ = ["CompileOptions", "CompileResult", "run_passes", "check_output_dir"]
 
@@ -40,6 +41,7 @@ class CompileOptions:
     seed: int = 0
     dataset: str | None = None  # a `kdcc collect` file; collected on the fly when a pass needs one
     collect_episodes: int = 200
+    config: str | None = None  # --config: a model directory's sacred config.json, an ONNX teacher's spec
     dump_ir: str | None = None
     ablate: bool = False  # re-run distill without each loss term and report the difference
     options: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +76,8 @@ def _dataset_for(teacher_path: str, teacher, opts: CompileOptions):
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        return collect(teacher_path, Path(tmp) / "data.npz", episodes=opts.collect_episodes, seed=opts.seed + 1)
+        return collect(teacher_path, Path(tmp) / "data.npz", episodes=opts.collect_episodes, seed=opts.seed + 1,
+                       config=opts.config)
 
 
 def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
@@ -85,13 +88,14 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     start = time.perf_counter()
     torch.manual_seed(opts.seed)
     torch.set_num_threads(1)  # tiny models: one thread is fastest here, and bitwise reproducible
-    teacher = load_teacher_like(teacher_path)
+    teacher = load_teacher_like(teacher_path, opts.config)
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
     for key in opts.options:  # a misspelt pass name would otherwise be silently ignored
         if key.partition(".")[0] not in registered():
             raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "
                             f"(passes: {', '.join(sorted(registered()))})")
+    program = initial_program(teacher, names, opts.seed)  # an ONNX teacher: a fresh student
     dataset = None
     if opts.dataset or any(get_pass(n).needs_training for n in names):  # a given dataset is always checked
         dataset = _dataset_for(teacher_path, teacher, opts)
@@ -103,7 +107,6 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
         instruments.append(DumpIR(opts.dump_ir))
     if not is_quiet():
         instruments.append(ProgressLine(stderr_console))
-    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same bytes on any machine
     try:
