@@ -15,6 +15,8 @@ from kdcc.driver import CompileOptions, CompileResult, check_output_dir, run_pas
 from kdcc.fileio import atomic_write_tree
 from kdcc.record import file_sha256, record_files, versions
 from kdcc.report import markdown_report
+from kdcc.report_html import html_report
+from kdcc.sources import files_sha256, teacher_files
 
 __all__ = ["compile_teacher", "CompileOutput"]
 
@@ -27,7 +29,10 @@ class CompileOutput:
 
 
 def _manifest(teacher_path: str, target: str, opts: CompileOptions, result: CompileResult) -> dict[str, Any]:
-    inputs = {"teacher": {"path": Path(teacher_path).name, "sha256": file_sha256(teacher_path)}}
+    files = teacher_files(teacher_path, opts.config)
+    inputs = {"teacher": {"path": Path(teacher_path).name, "sha256": files_sha256(files)}}
+    if len(files) > 1:  # a model directory or an ONNX teacher: name what the hash covers
+        inputs["teacher"]["files"] = [f.name for f in files]
     if opts.dataset:
         inputs["dataset"] = {"path": Path(opts.dataset).name, "sha256": file_sha256(opts.dataset)}
     budget = {k: v for k, v in opts.budget.__dict__.items() if v is not None}
@@ -56,7 +61,8 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
 
             sections.append(("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
         report = markdown_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
-        extra = {"report.md": report.encode(),
+        html = html_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
+        extra = {"report.md": report.encode(), "report.html": html.encode(),
                  **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
         if build:
             from kdcc.targets.bundle import write_bundle
@@ -65,7 +71,8 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
                     "inputs": manifest["inputs"], "pipeline": result.passes}
             bundle = write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir,
                                   force=force, extra_files=extra, meta=meta,
-                                  inputs=[teacher_path, *([opts.dataset] if opts.dataset else []),
+                                  inputs=[*teacher_files(teacher_path, opts.config),
+                                          *([opts.dataset] if opts.dataset else []),
                                           *([target] if Path(target).is_file() else [])])
         else:
             atomic_write_tree(out_dir, extra)
