@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kdcc import __version__
+from kdcc.cli_help import CONFIG_HELP, TEACHER_HELP, polish
 from kdcc.errors import KdccError
 
 __all__ = ["main"]
@@ -27,7 +28,8 @@ EXAMPLES = """examples:
 def _cmd_eval(args) -> int:
     from kdcc.api import evaluate
 
-    r = evaluate(args.policy, episodes=args.episodes, seed=args.seed, teacher_path=args.teacher)
+    r = evaluate(args.policy, episodes=args.episodes, seed=args.seed, teacher_path=args.teacher,
+                 config=args.config)
     if args.json:
         print(json.dumps(r.to_dict(), sort_keys=True))
         return 0
@@ -44,7 +46,8 @@ def _cmd_eval(args) -> int:
 def _cmd_collect(args) -> int:
     from kdcc.api import collect
 
-    data = collect(args.teacher, args.out, episodes=args.episodes, seed=args.seed, epsilon=args.epsilon)
+    data = collect(args.teacher, args.out, episodes=args.episodes, seed=args.seed, epsilon=args.epsilon,
+                   config=args.config)
     if not args.quiet:
         print(f"wrote {args.out}: {len(data)} steps, {data.episodes} episodes")
     return 0
@@ -54,7 +57,7 @@ def _cmd_profile(args) -> int:
     from kdcc.api import profile
     from kdcc.targets.profile_table import render_profile_table
 
-    teacher, table = profile(args.teacher, args.target, fused=args.fused)
+    teacher, table = profile(args.teacher, args.target, fused=args.fused, config=args.config)
     if args.json:
         rows = [{"node": r.node, "kind": r.kind, "flops": r.flops, "param_bytes": r.param_bytes,
                  "act_bytes": r.act_bytes, "fused": r.fused,
@@ -129,7 +132,7 @@ def _cmd_compile(args) -> int:
 
     opts = CompileOptions(pipeline=args.pipeline, passes=_names(args.passes) or None, skip=_names(args.skip),
                           budget=_budget(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
-                          ablate=args.ablate, options=_options(args.opt))
+                          ablate=args.ablate, options=_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build)
     recs = out.result.records
@@ -182,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run greedy team episodes (env seeds SEED..SEED+N-1) and report the mean "
                        "team return (summed over steps and agents), a uniform random policy's on the same "
                        "seeds, and the normalised score when a teacher is known.")
-    e.add_argument("policy", help="teacher file (.pt) or bundle directory")
+    e.add_argument("policy", help="bundle directory, or a teacher: " + TEACHER_HELP)
+    e.add_argument("--config", help=CONFIG_HELP)
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--teacher", help="teacher to normalise the score against")
@@ -193,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="roll the teacher out in MPE and write a dataset (.npz)",
                        description="Record teacher rollouts (obs, state, actions, rewards, the teacher's "
                        "Q-values, hidden states and Q_tot) in the format of docs/dataset-format.md.")
-    c.add_argument("teacher")
+    c.add_argument("teacher", help=TEACHER_HELP)
+    c.add_argument("--config", help=CONFIG_HELP)
     c.add_argument("-o", "--out", required=True, help="output .npz")
     c.add_argument("--episodes", type=int, default=200)
     c.add_argument("--seed", type=int, default=0)
@@ -204,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-layer FLOPs, bytes, estimated latency and energy of a team step on a target",
                         description="Cost-model table of one team step (all agents + mixer) on every device "
                         "of the target, and which device the model recommends.")
-    pr.add_argument("teacher")
+    pr.add_argument("teacher", help=TEACHER_HELP)
+    pr.add_argument("--config", help=CONFIG_HELP)
     pr.add_argument("--target", default="orin", help="profile name (orin, orin-cpu, orin-gpu, orin-nano, "
                     "host) or a path to a .toml profile")
     pr.add_argument("--fused", action="store_true", help="profile the fused team graph (agents batched)")
@@ -217,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
                         "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
                         "package, student.onnx, profile.json, report.md, record/) atomically.")
-    co.add_argument("teacher", help="teacher file (.pt)")
+    co.add_argument("teacher", help=TEACHER_HELP)
+    co.add_argument("--config", help=CONFIG_HELP)
     co.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
     co.add_argument("-o", "--out", help="bundle directory to write (omit to only run the passes)")
     co.add_argument("--force", action="store_true", help="replace an existing non-empty output directory")
@@ -255,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     from kdcc.check import add_parser as add_check_parser
 
     add_check_parser(sub, common)
+    from kdcc.convert import add_parser as add_convert_parser
+    from kdcc.inspect_cmd import add_parser as add_inspect_parser
+
+    add_convert_parser(sub, common)
+    add_inspect_parser(sub, common)
+    polish(sub)  # defaults and examples in every subcommand's --help
     return p
 
 
