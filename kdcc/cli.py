@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run a pipeline of graph passes on the teacher (default: approximate the "
                         "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
                         "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
-                        "package, student.onnx, profile.json, report.md, record/) atomically.")
+                        "package, student.onnx, profile.json, report.md + report.html, record/) atomically.")
     co.add_argument("teacher", help=TEACHER_HELP)
     co.add_argument("--config", help=CONFIG_HELP)
     co.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
