@@ -221,7 +221,8 @@ def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files:
         raise KdccError(f"{cfg_path}: agent {cfg.get('agent')!r}: kdcc reads the shared 'rnn' agent")
     width, hidden, n_actions, recurrent = _agent_arch(agent_sd, agent_path)
     mix = _mixer_arch(mixer_sd, mixer_path)
-    _check(cfg_path, "hidden_dim", cfg.get("hidden_dim", cfg.get("rnn_hidden_dim")), hidden, f"{AGENT} (fc1)")
+    hidden_key = "hidden_dim" if "hidden_dim" in cfg else "rnn_hidden_dim"  # EPyMARL's name, PyMARL's name
+    _check(cfg_path, hidden_key, cfg.get(hidden_key), hidden, f"{AGENT} (fc1)")
     if "use_rnn" in cfg:
         _check(cfg_path, "use_rnn", bool(cfg["use_rnn"]), recurrent, f"{AGENT} (rnn layer)")
     _check(cfg_path, "mixing_embed_dim", cfg.get("mixing_embed_dim"), mix["embed_dim"], f"{MIXER} (hyper_b_1)")
