@@ -2,82 +2,129 @@
 
 Why: TVM's default CPU pipeline (`relax.backend.cpu_generic`) legalizes `nn.Linear` into a
 matmul PrimFunc with loops (row, out, k): the reduction is innermost and the weight is read
-with a stride of N floats, so nothing vectorizes. A 3×256 → 768 GEMM takes ~1.2 ms that way
-(< 1 GFLOP/s). dlight's CPU rules help batch-1 GEMVs but not the batch-3 GEMMs of a team
-step (n_agents rows × widths 4..768).
+with a stride of N floats, so nothing vectorizes. A 3×256 → 768 GEMM takes ~0.5–1.2 ms
+that way (< 2 GFLOP/s). dlight's CPU rules help batch-1 GEMVs but make the batch-3 GEMMs
+of a team step (n_agents rows × widths 4..768) slower.
 
-What `cpu_pipeline(target)` does: the cpu_generic default pipeline (library dispatch,
-legalize, FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) plus, right after
-FuseTIR, `KdccCpuSchedule`, which rewrites every PrimFunc whose one reduction block is a
-matmul `C[rows.., j] += A[rows.., k] * B[.., k, j]` (the weight read contiguous in j, as
-FoldConstant leaves a Linear's weight: [in, out]), fused with whatever elementwise epilogue
-FuseOps put behind it (bias, relu, ...):
+`cpu_pipeline(target)` is the cpu_generic default pipeline (library dispatch, legalize,
+FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) with two changes:
 
-- the output dimension j is padded to a multiple of the vector width L (16 fp32 lanes with
-  AVX-512, 8 with AVX2, 4 with SSE or NEON) with `pad_einsum`; the weight's padding copy is
-  marked as a layout-rewrite block, split out of the kernel (`SplitLayoutRewritePreproc`)
-  and folded into a padded constant (`FoldConstant`), so at run time no padding is copied
-  and no lane is masked. Weights that are not constants are not padded (the tail tile keeps
-  a predicate instead);
-- tiles of j of nv·L outputs (nv ≤ 4 vectors) are the outer loop; inside: the reduction k,
-  then the rows (n_agents, unrolled), the nv vectors (unrolled) and the L lanes (vectorized).
-  So the accumulators — rows × nv vectors — stay in registers across k, every weight vector
-  loaded once serves all rows, and the reduction is never the innermost loop;
-  `decompose_reduction` puts the zero-init before k, vectorized;
-- the elementwise epilogue (intermediate blocks inlined) is computed per tile, right after
-  its reduction, vectorized, so the matmul result never goes back to memory.
+1. sigmoid and tanh legalize to TVM's polynomial `fast_exp`/`fast_tanh` forms (absolute
+   error ≤ 3e-7; the default lowers each to one or two scalar `expf` calls that nothing
+   vectorizes: the GRU gates of a 256-wide team step cost ~9 µs that way, < 1 µs this way).
+   `fast_math=False` keeps TVM's.
+2. `KdccCpuSchedule` after FuseTIR schedules, per PrimFunc:
 
-Functions it does not recognise (the GRU gate arithmetic, argmax, gathers, N = 1 dot
-products) keep TVM's default lowering. Numerics: the same fp32 products summed over k in
-the same order per output, so results equal the default build's up to float rounding.
+   - a matmul `C[rows.., j] += A[rows.., k] * B[.., k, j]` — the weight read contiguous in
+     j, as FoldConstant leaves a Linear's weight ([in, out]) — with the elementwise
+     epilogue FuseOps put behind it (bias, relu, ...):
+     * j is padded to a multiple of the vector width L (16 fp32 lanes with AVX-512, 8 with
+       AVX2, 4 with SSE or NEON) by `pad_einsum`; the weight's padding copy is marked as a
+       layout-rewrite block, split out of the kernel (`SplitLayoutRewritePreproc`) and
+       folded into a padded constant (`FoldConstant`): no copy and no masked lane at run
+       time. A weight that is not a constant is not padded (its last tile keeps a predicate);
+     * loops (jo, k, rows, ji, jv): tiles of nv·L outputs outside, the reduction k inside
+       them, then the rows (n_agents, unrolled), nv vectors (unrolled, nv ≤ 4 and rows·nv ≤
+       12 accumulators) and the L lanes (vectorized). The accumulators stay in registers
+       across k, each weight vector loaded once serves every row, the reduction is never
+       innermost; `decompose_reduction` puts the zero-init before k, vectorized;
+     * the epilogue (its intermediate blocks inlined) runs per tile right after the
+       reduction, vectorized, so the matmul result never goes back to memory;
+   - an elementwise function (GRU gate arithmetic, input concatenation, ...): intermediate
+     blocks inlined into the one output block, rows unrolled, the last dimension vectorized
+     (a partial last vector partitioned off, so the full vectors carry no predicate).
 
-`vector_lanes(target)` derives L from the target's features; pass `lanes=` to override.
+   Anything else (argmax, gathers, N = 1 dot products, a function it cannot match) keeps
+   TVM's default lowering; a schedule that fails on a function leaves it as it was.
+
+Numerics: every output sums the same fp32 products over k in the same order as TVM's
+default build, so the matmuls agree with it up to rounding; the fast sigmoid/tanh differ
+from libm by ≤ 3e-7.
+
+`vector_lanes(target)` derives L from the target's features; `lanes=` overrides it.
+Measured with bench/schedule_sweep.py.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-__all__ = ["SCHEDULED_ATTR", "vector_lanes", "cpu_pipeline", "KdccCpuSchedule", "schedule_matmul"]
+__all__ = ["SCHEDULED_ATTR", "vector_lanes", "cpu_pipeline", "KdccCpuSchedule", "schedule_matmul",
+           "schedule_elementwise", "fast_math_legalizations"]
 
-SCHEDULED_ATTR = "kdcc.schedule"  # PrimFunc attribute naming the kdcc schedule applied
+log = logging.getLogger(__name__)
+
+SCHEDULED_ATTR = "kdcc.schedule"  # PrimFunc attribute: which kdcc schedule was applied
 _PREPROC = "meta_schedule.layout_rewrite_preproc"  # block annotation SplitLayoutRewritePreproc reads
-_ACC_VECTORS = 12  # accumulator vector registers a tile may use (AVX-512 and NEON both have 32)
+_ACC_VECTORS = 12  # accumulator vector registers per tile (AVX-512 and NEON have 32)
 _MAX_VECTORS_PER_TILE = 4
 _MAX_UNROLLED_ROWS = 8
 
 
-def vector_lanes(target: Any) -> int:
-    """fp32 lanes of one SIMD register for an LLVM target: 16 (AVX-512), 8 (AVX/AVX2), 4 (NEON, SSE)."""
+def _as_target(target: Any):
     import tvm
+
+    return target if isinstance(target, tvm.target.Target) else tvm.target.Target(target)
+
+
+def vector_lanes(target: Any) -> int:
+    """fp32 lanes of one SIMD register of an LLVM target: 16 (AVX-512), 8 (AVX/AVX2), 4 (NEON, SSE)."""
     from tvm.target import codegen
 
-    target = tvm.target.Target(target) if not isinstance(target, tvm.target.Target) else target
-    with target:
+    with _as_target(target):
         if codegen.target_has_features("avx512f"):
             return 16
         if codegen.target_has_features("avx"):
             return 8
-    return 4  # NEON (AArch64 always has it; SVE is used at 128 bits too) and baseline x86-64 SSE2
+    return 4  # NEON (AArch64 always has it; SVE used at 128 bits) and baseline x86-64 SSE2
 
 
-def cpu_pipeline(target: Any, lanes: int | None = None):
-    """TVM's cpu_generic default Relax pipeline with kdcc's matmul schedule after FuseTIR."""
+def fast_math_legalizations() -> dict:
+    """LegalizeOps overrides: sigmoid → 1 / (1 + fast_exp(-x)), tanh → fast_tanh (float32 only)."""
+    from tvm import te, tirx, topi
+
+    def fast_sigmoid(x):
+        e = topi.fast_exp(te.compute(x.shape, lambda *i: -x(*i), name="neg"))
+        one = tirx.const(1.0, x.dtype)
+        return te.compute(x.shape, lambda *i: one / (one + e(*i)), name="fast_sigmoid", tag="elemwise")
+
+    def legalize(fast, default_op):
+        def _legalize(bb, call):
+            x = call.args[0]
+            if str(getattr(x.ty, "dtype", "")) != "float32":
+                return bb.call_te(default_op, x)
+            return bb.call_te(fast, x, primfunc_name_hint=fast.__name__)
+        return _legalize
+
+    return {"relax.sigmoid": legalize(fast_sigmoid, topi.sigmoid),
+            "relax.tanh": legalize(topi.fast_tanh, topi.tanh)}
+
+
+def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True):
+    """TVM's cpu_generic default Relax pipeline with kdcc's CPU schedule (module docstring)."""
     import tvm
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-    target = tvm.target.Target(target) if not isinstance(target, tvm.target.Target) else target
+    target = _as_target(target)
     lanes = lanes or vector_lanes(target)
+
+    def legalize_passes():
+        passes = cpu.legalize_passes(target)
+        if fast_math:
+            passes = [relax.transform.LegalizeOps(fast_math_legalizations())
+                      if p.info.name == "LegalizeOps" else p for p in passes]
+        return passes
 
     @tvm.transform.module_pass(opt_level=0, name="KdccCpuPipeline")
     def _pipeline(mod, _ctx):
         with target:
             seq = tvm.transform.Sequential(
                 cpu.library_dispatch_passes(target)
-                + cpu.legalize_passes(target)
+                + legalize_passes()
                 + [KdccCpuSchedule(lanes), relax.transform.SplitLayoutRewritePreproc(),
-                   relax.transform.FoldConstant()]
+                   relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()]
                 + cpu.dataflow_lower_passes(target)
                 + cpu.finalize_passes(target))
             return seq(mod)
@@ -86,7 +133,7 @@ def cpu_pipeline(target: Any, lanes: int | None = None):
 
 
 def KdccCpuSchedule(lanes: int):  # noqa: N802 (a TVM pass, named like TVM's)
-    """Module pass: schedule every matmul-like PrimFunc (see the module docstring)."""
+    """Module pass: schedule the matmul and elementwise PrimFuncs (module docstring)."""
     import tvm
     from tvm import tirx
 
@@ -98,6 +145,8 @@ def KdccCpuSchedule(lanes: int):  # noqa: N802 (a TVM pass, named like TVM's)
             if not isinstance(func, tirx.PrimFunc) or _already_scheduled(func):
                 continue
             new = schedule_matmul(func, lanes, constants.get(gv.name_hint, frozenset()))
+            if new is None:
+                new = schedule_elementwise(func, lanes)
             if new is not None:
                 updates[gv] = new
         for gv, func in updates.items():
@@ -119,16 +168,14 @@ def _constant_params(mod) -> dict[str, frozenset[int]]:
 
     seen: dict[str, set[int]] = {}
     call_tir = tvm.ir.Op.get("relax.call_tir")
-
-    def is_constant(arg) -> bool:  # a tensor constant (weights), not a shape or scalar
-        return isinstance(arg, getattr(tvm.ir.expr, "GenericConst", tvm.ir.expr.Constant))
+    constant = getattr(tvm.ir.expr, "GenericConst", tvm.ir.expr.Constant)  # a tensor constant
 
     def visit(expr):
         if isinstance(expr, relax.Call) and expr.op.same_as(call_tir):
             name = expr.args[0].name_hint
             args = expr.args[1]
             fields = list(args.fields) if isinstance(args, relax.Tuple) else [args]
-            const = {i for i, a in enumerate(fields) if is_constant(a)}
+            const = {i for i, a in enumerate(fields) if isinstance(a, constant)}
             seen[name] = seen[name] & const if name in seen else const
 
     for _gv, func in mod.functions.items():
@@ -238,44 +285,58 @@ def _is_trivial_true(pred) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# The schedule
+# The schedules
 
 
 def _largest_divisor_at_most(n: int, cap: int) -> int:
     return next(d for d in range(max(1, min(n, cap)), 0, -1) if n % d == 0)
 
 
+def _top_blocks(sch):
+    """The blocks directly under the root block; None if any block nests another."""
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    if any(sch.get_child_blocks(b) for b in blocks):
+        return None
+    return blocks
+
+
+def _is_spatial(sch, block_rv) -> bool:
+    return all(int(iv.iter_type) == 0 for iv in sch.get(block_rv).iter_vars)
+
+
 def schedule_matmul(func, lanes: int, constant_params: frozenset[int] = frozenset()):
-    """`func` scheduled (see the module docstring), or None when it is not a matmul kdcc knows.
+    """`func` scheduled as a matmul (module docstring), or None when it is not one kdcc knows.
 
     `constant_params`: indices of the parameters that are Relax constants at every call site
-    (weights); only those may be padded through a layout-rewrite block.
+    (weights); only those are padded through a layout-rewrite block.
     """
     from tvm import s_tir
 
     try:
         sch = s_tir.Schedule(func)
-        root = sch.get_sblock("root")
-        blocks = sch.get_child_blocks(root)
+        blocks = _top_blocks(sch)
     except Exception:  # noqa: BLE001 - not a schedulable S-TIR function
         return None
-    reductions = [b for b in blocks if any(int(iv.iter_type) != 0 for iv in sch.get(b).iter_vars)]
-    if len(reductions) != 1 or any(sch.get_child_blocks(b) for b in blocks):
+    if not blocks:
+        return None
+    reductions = [b for b in blocks if not _is_spatial(sch, b)]
+    if len(reductions) != 1:
         return None
     mm_rv = reductions[0]
     mm = _match_matmul(sch, mm_rv, func)
     if mm is None or mm.n < 2:
         return None
     try:
-        _apply(sch, mm_rv, mm, lanes, constant_params)
-    except Exception:  # noqa: BLE001 - a shape this schedule cannot handle: keep TVM's default
+        _schedule_matmul(sch, mm_rv, mm, lanes, constant_params)
+    except Exception as e:  # noqa: BLE001 - a shape this schedule cannot handle: TVM's default
+        log.debug("kdcc matmul schedule skipped a function: %s", str(e).splitlines()[0] if str(e) else e)
         return None
     return sch.mod["main"].with_attr(SCHEDULED_ATTR, "matmul")
 
 
-def _apply(sch, mm_rv, mm: _Matmul, lanes: int, constant_params) -> None:
-    mm_name = sch.get(mm_rv).name_hint
-    # 1. inline the elementwise epilogue chain up to the block that writes the function output
+def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
+                     nv_cap: int = _MAX_VECTORS_PER_TILE, pack: bool = True) -> None:
+    # 1. inline the elementwise epilogue chain into the block that writes the output
     epilogue = _inline_epilogue(sch, mm_rv)
 
     # 2. pad j to a multiple of the vector width (constant weights only)
@@ -284,59 +345,61 @@ def _apply(sch, mm_rv, mm: _Matmul, lanes: int, constant_params) -> None:
         loops = sch.get_loops(mm_rv)
         sch.pad_einsum(mm_rv, [1] * (len(loops) - 2) + [lanes, 1])
         for prod in sch.get_producers(mm_rv):
-            if sch.get(prod).name_hint != mm_name:
-                blk = sch.get(prod)
-                if any(r.source.same_as(mm.b_buf) for r in blk.reads):
-                    sch.annotate(prod, _PREPROC, 1)
-        consumers = sch.get_consumers(mm_rv)
-        if len(consumers) == 1:
-            unpad = consumers[0]
-            if epilogue is not None:
-                sch.compute_inline(unpad)
-            else:
-                epilogue = unpad  # the matmul wrote the output directly
+            if any(r.source.same_as(mm.b_buf) for r in sch.get(prod).reads):
+                sch.annotate(prod, _PREPROC, 1)  # weight padding: folded at compile time
+        (unpad,) = sch.get_consumers(mm_rv)
+        if epilogue is not None:
+            sch.compute_inline(unpad)
+        else:
+            epilogue = unpad  # the matmul wrote the output itself
         n = -(-n // lanes) * lanes
 
     # 3. tile: (jo, k, rows, ji, jv)
-    loops = sch.get_loops(mm_rv)
-    *row_loops, j, k = loops
+    *row_loops, j, k = sch.get_loops(mm_rv)
     rows = sch.fuse(*row_loops) if len(row_loops) > 1 else (row_loops[0] if row_loops else None)
-    if n % lanes == 0:
-        vec = lanes
-        nv = _largest_divisor_at_most(n // lanes, min(_MAX_VECTORS_PER_TILE, max(1, _ACC_VECTORS // min(mm.rows, _MAX_UNROLLED_ROWS))))
-    else:  # unpadded tail: a predicate on the last tile
-        vec = lanes
-        nv = min(_MAX_VECTORS_PER_TILE, -(-n // lanes))
-    jo, ji, jv = sch.split(j, [None, nv, vec])
+    unrolled_rows = min(mm.rows, _MAX_UNROLLED_ROWS)
+    nv_max = min(nv_cap, max(1, _ACC_VECTORS // unrolled_rows))
+    # n a multiple of L: tiles that divide it; otherwise (a non-constant weight) a ragged last tile
+    nv = _largest_divisor_at_most(n // lanes, nv_max) if n % lanes == 0 else min(nv_max, -(-n // lanes))
+    jo, ji, jv = sch.split(j, [None, nv, lanes])
     if rows is not None and mm.rows > _MAX_UNROLLED_ROWS:
-        sch.reorder(rows, jo, k, ji, jv)
-        row_inner = None
+        sch.reorder(rows, jo, k, ji, jv)  # many rows: one row at a time
+        rows = None
     elif rows is not None:
         sch.reorder(jo, k, rows, ji, jv)
-        row_inner = rows
     else:
         sch.reorder(jo, k, ji, jv)
-        row_inner = None
 
-    # 4. the epilogue per tile, right after its reduction
+    if pack and mm.b_param in constant_params and n % lanes == 0:
+        tile = nv * lanes
+        pre = [p for p in sch.get_producers(mm_rv) if _PREPROC in sch.get(p).annotations]
+        if not pre:
+            idx = next(i for i, r in enumerate(sch.get(mm_rv).reads) if r.source.same_as(mm.b_buf))
+            cr = sch.cache_read(mm_rv, idx, "global")
+            sch.annotate(cr, _PREPROC, 1)
+            pre = [cr]
+        wbuf = sch.get(pre[0]).writes[0].source
+        widx = next(i for i, r in enumerate(sch.get(mm_rv).reads) if r.source.same_as(wbuf))
+        if len(wbuf.shape) == 2:
+            sch.transform_layout(mm_rv, ("read", widx), lambda kk, jj: [jj // tile, kk, jj % tile])
+
+    # 4. the epilogue of each tile right after its reduction
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, jo)
-        e_loops = sch.get_loops(epilogue)
-        depth = _depth(sch, mm_rv, jo)
-        *e_rows, e_j = e_loops[depth:]
-        e_o, e_v = sch.split(e_j, [None, vec])
+        *e_rows, e_j = sch.get_loops(epilogue)[_depth(sch, mm_rv, jo):]
+        e_o, e_v = sch.split(e_j, [None, lanes])
         sch.vectorize(e_v)
         for lp in [*e_rows, e_o]:
             sch.unroll(lp)
 
     sch.vectorize(jv)
     sch.unroll(ji)
-    if row_inner is not None:
-        sch.unroll(row_inner)
+    if rows is not None:
+        sch.unroll(rows)
     init = sch.decompose_reduction(mm_rv, k)
-    i_loops = sch.get_loops(init)[_depth(sch, init, jo):]
-    sch.vectorize(i_loops[-1])
-    for lp in i_loops[:-1]:
+    *i_outer, i_v = sch.get_loops(init)[_depth(sch, init, jo):]
+    sch.vectorize(i_v)
+    for lp in i_outer:
         sch.unroll(lp)
 
 
@@ -348,21 +411,66 @@ def _depth(sch, block_rv, loop_rv) -> int:
 
 
 def _inline_epilogue(sch, mm_rv):
-    """Inline the spatial blocks after the matmul into the last one; that block, or None.
+    """Inline the blocks after the matmul into the last one and return it (None: no epilogue).
 
-    Returns None (and leaves the blocks alone) when the matmul has no epilogue; raises when
-    the epilogue is not a single chain of elementwise blocks ending in one output block.
+    Raises when they are not elementwise blocks that inline (the caller then gives up).
     """
-    root = sch.get_sblock("root")
-    blocks = sch.get_child_blocks(root)
-    names = [sch.get(b).name_hint for b in blocks]
+    blocks = _top_blocks(sch)
     mm_name = sch.get(mm_rv).name_hint
+    names = [sch.get(b).name_hint for b in blocks]
     after = blocks[names.index(mm_name) + 1:]
     if not after:
         return None
     for blk in after[:-1]:
         sch.compute_inline(blk)
-    last = sch.get_child_blocks(root)[-1]
-    if any(int(iv.iter_type) != 0 for iv in sch.get(last).iter_vars):
-        raise ValueError("reduction after the matmul")
+    last = after[-1]
+    if not _is_spatial(sch, last):
+        raise ValueError("a reduction after the matmul")
     return last
+
+
+def schedule_elementwise(func, lanes: int):
+    """`func` with its spatial blocks inlined into the one output block, the last dim vectorized.
+
+    None when the function has a reduction, or more than one block is left after inlining
+    the blocks that write no function output.
+    """
+    from tvm import s_tir
+
+    try:
+        sch = s_tir.Schedule(func)
+        blocks = _top_blocks(sch)
+    except Exception:  # noqa: BLE001 - not a schedulable S-TIR function
+        return None
+    if not blocks or not all(_is_spatial(sch, b) for b in blocks):
+        return None
+    params = list(func.params)
+    try:
+        for blk in blocks:
+            writes = sch.get(blk).writes
+            if not any(w.source.same_as(p) for w in writes for p in params):
+                sch.compute_inline(blk)
+        left = _top_blocks(sch)
+        if len(left) != 1:
+            return None
+        (out,) = left
+        *rows, j = sch.get_loops(out)
+        n = int(sch.get(j).extent)
+        if n < 2:
+            return None
+        full = n // lanes * lanes
+        if full and full < n:  # full vectors, then one partial vector: no predicated lane
+            j, tail = sch.loop_partition(j, [full, None])
+            sch.vectorize(tail)
+        if full:
+            _, v = sch.split(j, [None, lanes])
+            sch.vectorize(v)
+        else:
+            sch.vectorize(j)
+        for lp in rows:
+            if int(sch.get(lp).extent) <= _MAX_UNROLLED_ROWS:
+                sch.unroll(lp)
+    except Exception as e:  # noqa: BLE001 - keep TVM's default lowering
+        log.debug("kdcc elementwise schedule skipped a function: %s", str(e).splitlines()[0] if str(e) else e)
+        return None
+    return sch.mod["main"].with_attr(SCHEDULED_ATTR, "elementwise")
