@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,8 @@ def _read_spec(path: Path) -> tuple[MarlSpec, dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as e:
         raise KdccError(f"{path}: invalid spec ({e})") from None
     if spec.env.id not in SCENARIOS:
-        raise KdccError(f"{path}: spec names unknown environment {spec.env.id!r} (known: {', '.join(sorted(SCENARIOS))})")
+        known = ", ".join(sorted(SCENARIOS))
+        raise KdccError(f"{path}: spec names unknown environment {spec.env.id!r} (known: {known})")
     return spec, provenance
 
 
@@ -192,7 +194,8 @@ def export_onnx_teacher(teacher: Teacher, out_dir: str | Path, *, fixed_batch: b
     for module, name, example, ins, outs in graphs:
         buf = io.BytesIO()
         axes = None if fixed_batch else {k: {0: "batch"} for k in (*ins, *outs)}
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript exporter: kdcc has no onnxscript
             torch.onnx.export(module.eval(), example, buf, dynamo=False, opset_version=17, input_names=ins,
                               output_names=outs, dynamic_axes=axes, keep_initializers_as_inputs=False)
         atomic_write_bytes(out / name, buf.getvalue())

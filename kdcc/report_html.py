@@ -28,7 +28,8 @@ _COST = [("flops", "FLOPs per team step"), ("bytes", "bytes moved per team step"
          ("latency_us", "estimated latency (µs)"), ("energy_uj", "estimated energy (µJ)")]
 _CSS = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
-td:nth-child(2),th:nth-child(2){text-align:left}img{max-width:100%}pre{background:#f4f4f4;padding:1em;overflow-x:auto}"""
+td:nth-child(2),th:nth-child(2){text-align:left}img{max-width:100%}
+pre{background:#f4f4f4;padding:1em;overflow-x:auto}"""
 
 
 def _png(fig) -> str:
