@@ -26,6 +26,7 @@ that contradicts the tensors is an error naming the file.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import warnings
 from pathlib import Path
@@ -108,6 +109,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on corrupt input; all mean "unreadable"
+        if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in str(e) or "weights_only" in str(e)):
+            raise KdccError(f"{path}: refused: the file holds Python objects that would run code on load") from None
         text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise KdccError(f"{path}: not a readable state dict ({text})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
