@@ -38,20 +38,31 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _short(v: float) -> str:
+    """55,561 -> '55.6k': bar labels that fit."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def _labels(records: Sequence[PassRecord]) -> list[str]:
     return [f"{r.index:02d} {r.name}" for r in records]
 
 
 def _cost_figure(records: Sequence[PassRecord]):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     x = range(len(records))
     for ax, (key, title) in zip(axes.flat, _COST):
-        values = [max(float(r.metrics[key]), 1e-12) for r in records]
-        ax.bar(x, values, color="#4c72b0")
-        ax.set_yscale("log")
+        values = [float(r.metrics[key]) for r in records]
+        bars = ax.bar(x, values, color="#4c72b0")
+        ax.bar_label(bars, [_short(v) for v in values], fontsize=7)
+        ax.margins(y=0.12)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[1]:
