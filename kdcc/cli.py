@@ -152,7 +152,7 @@ def _cmd_compile(args) -> int:
             table.add_row(*row)
         Console(width=None if sys.stdout.isatty() else 150).print(table)
         if args.out:
-            print(f"wrote {args.out} (report: {Path(args.out) / 'report.md'})")
+            print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")
     return 0
 
 
