@@ -199,8 +199,8 @@ def _env_spec(cfg: dict, cfg_path: Path, n_agents: int, notes: list[str]) -> Env
         notes.append(f"env_args.time_limit={limit} but the PettingZoo env truncates at max_cycles={cycles}: "
                      f"episodes last {min(int(limit), cycles)} steps")
     kwargs["max_cycles"] = min(int(limit), cycles) if limit is not None else cycles
-    if env_id == "simple_spread_v3":
-        kwargs.setdefault("N", n_agents)
+    if env_id == "simple_spread_v3" and "N" not in kwargs:
+        kwargs = {"N": n_agents, **kwargs}
     return EnvSpec(env_id, kwargs)
 
 

@@ -177,7 +177,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) or "-"
+        nested = lambda v: f"{{{_fmt(v)}}}" if isinstance(v, dict) else _fmt(v)  # noqa: E731
+        return ", ".join(f"{k}={nested(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list):
         return ", ".join(_fmt(v) for v in value) or "-"
     return str(value)
