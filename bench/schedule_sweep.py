@@ -14,9 +14,9 @@ CPU (`{"kind": "llvm", "mcpu": <llvm_get_system_cpu()>}`, `exec_mode="compiled"`
 - `kdcc`: `kdcc.targets.schedules.cpu_pipeline(target)`,
 
 checks each against torch (max |Δ|), and times it single-threaded from Python: `vm["main"]`
-fetched once, inputs preallocated, warm-up, then R rounds of C calls; the median over rounds
-of the mean µs per call is reported (and the fastest round, which is less noisy on a busy
-machine). It also times one 3×256 → 768 Linear (the teacher's GRU input GEMM) alone.
+fetched once, inputs preallocated, warm-up, then 15 rounds of C calls, the three builds
+interleaved round by round; the median over rounds of the mean µs per call is reported (and
+the fastest round, less noisy on a busy machine). It also times one 3×256 → 768 Linear (the teacher's GRU input GEMM) alone.
 Writes bench/schedule_sweep.json (or --out) and prints a table.
 """
 
@@ -102,8 +102,8 @@ def pipelines(target):
             "kdcc": cpu_pipeline(target)}
 
 
-def measure(model: nn.Module, inputs, pipeline, target, budget_s: float) -> dict:
-    """Build `model` with `pipeline`, check it against torch, time it; µs per call."""
+def build(model: nn.Module, inputs, pipeline, target):
+    """Build `model` with `pipeline`; (callable, its input tensors, max |Δ| vs torch, build seconds)."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
@@ -118,23 +118,38 @@ def measure(model: nn.Module, inputs, pipeline, target, budget_s: float) -> dict
     f = relax.VirtualMachine(exe, tvm.cpu())["main"]
     args = [tvm.runtime.tensor(x.numpy()) for x in inputs]
     out = f(*args)
-    out = [out] if not isinstance(out, (list, tuple)) and not hasattr(out, "__len__") else list(out)
+    out = list(out) if isinstance(out, (list, tuple)) or type(out).__name__ == "Array" else [out]
     err = max(float(np.abs(np.from_dlpack(o) - r.numpy()).max()) for o, r in zip(out, ref))
-    for _ in range(20):
-        f(*args)
-    t = time.perf_counter()
-    f(*args)
-    one = max(time.perf_counter() - t, 1e-7)
-    rounds = 15
-    calls = max(20, min(5000, int(budget_s / rounds / one)))
-    means = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(calls):
+    return f, args, err, build_s
+
+
+def measure(model: nn.Module, inputs, pipes: dict, target, budget_s: float, rounds: int = 15) -> dict:
+    """Build `model` with each pipeline, check it against torch, time them; µs per call.
+
+    The pipelines are timed in interleaved rounds, so a load change on a busy machine hits
+    them all alike.
+    """
+    built = {name: build(model, inputs, p, target) for name, p in pipes.items()}
+    calls = {}
+    for name, (f, args, _, _) in built.items():
+        for _ in range(20):
             f(*args)
-        means.append((time.perf_counter() - t) / calls * 1e6)
-    return {"median_us": round(statistics.median(means), 3), "min_us": round(min(means), 3),
-            "calls": calls * rounds, "max_abs_err": err, "build_s": round(build_s, 2)}
+        t = time.perf_counter()
+        for _ in range(5):
+            f(*args)
+        one = max((time.perf_counter() - t) / 5, 1e-7)
+        calls[name] = max(20, min(5000, int(budget_s / rounds / one)))
+    means = {name: [] for name in built}
+    for _ in range(rounds):
+        for name, (f, args, _, _) in built.items():
+            n = calls[name]
+            t = time.perf_counter()
+            for _ in range(n):
+                f(*args)
+            means[name].append((time.perf_counter() - t) / n * 1e6)
+    return {name: {"median_us": round(statistics.median(means[name]), 3), "min_us": round(min(means[name]), 3),
+                   "calls": calls[name] * rounds, "max_abs_err": built[name][2], "build_s": round(built[name][3], 2)}
+            for name in built}
 
 
 def main(argv=None) -> int:
@@ -154,12 +169,12 @@ def main(argv=None) -> int:
     for w in args.widths:
         model = GruStep(w)
         inputs = [torch.randn(N_AGENTS, IN_DIM), torch.randn(N_AGENTS, w) * 0.5]
-        res = {name: measure(model, inputs, p, target, args.budget) for name, p in pipes.items()}
+        res = measure(model, inputs, pipes, target, args.budget)
         rows.append({"width": w, **res})
         print(f"{w:>6} " + " ".join(f"{r['median_us']:>14.2f}" for r in res.values())
               + f" {res['default']['median_us'] / res['kdcc']['median_us']:>12.1f}×", flush=True)
     gemm_inputs = [torch.randn(N_AGENTS, 256)]
-    gemm = {name: measure(Linear(256, 768), gemm_inputs, p, target, args.budget) for name, p in pipes.items()}
+    gemm = measure(Linear(256, 768), gemm_inputs, pipes, target, args.budget)
     print("3×256→768 Linear: " + ", ".join(f"{k} {v['median_us']:.2f} µs" for k, v in gemm.items()))
     record = {
         "what": "GRU team step (3 agents: Linear(26→W)+relu, GRUCell(W→W) in plain ops, Linear(W→5)), "

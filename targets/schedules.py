@@ -31,8 +31,7 @@ FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) with two changes:
      * the epilogue (its intermediate blocks inlined) runs per tile right after the
        reduction, vectorized, so the matmul result never goes back to memory;
    - an elementwise function (GRU gate arithmetic, input concatenation, ...): intermediate
-     blocks inlined into the one output block, rows unrolled, the last dimension vectorized
-     (a partial last vector partitioned off, so the full vectors carry no predicate).
+     blocks inlined into the one output block, its last dimension vectorized.
 
    Anything else (argmax, gathers, N = 1 dot products, a function it cannot match) keeps
    TVM's default lowering; a schedule that fails on a function leaves it as it was.
@@ -454,22 +453,18 @@ def schedule_elementwise(func, lanes: int):
         if len(left) != 1:
             return None
         (out,) = left
-        *rows, j = sch.get_loops(out)
+        j = sch.get_loops(out)[-1]
         n = int(sch.get(j).extent)
         if n < 2:
             return None
-        full = n // lanes * lanes
-        if full and full < n:  # full vectors, then one partial vector: no predicated lane
-            j, tail = sch.loop_partition(j, [full, None])
-            sch.vectorize(tail)
-        if full:
-            _, v = sch.split(j, [None, lanes])
-            sch.vectorize(v)
-        else:
+        if n <= lanes:
             sch.vectorize(j)
-        for lp in rows:
-            if int(sch.get(lp).extent) <= _MAX_UNROLLED_ROWS:
-                sch.unroll(lp)
+            return sch.mod["main"].with_attr(SCHEDULED_ATTR, "elementwise")
+        # A ragged last vector keeps a predicate: TVM scalarizes that loop and LLVM vectorizes
+        # it again with masked stores where the ISA has them (AVX-512). Partitioning the tail
+        # off (loop_partition) or unrolling the rows ran no faster and compiled 2-5x slower.
+        _, v = sch.split(j, [None, lanes])
+        sch.vectorize(v)
     except Exception as e:  # noqa: BLE001 - keep TVM's default lowering
         log.debug("kdcc elementwise schedule skipped a function: %s", str(e).splitlines()[0] if str(e) else e)
         return None
