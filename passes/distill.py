@@ -8,7 +8,9 @@ states it will visit itself). The loss is a weighted sum of the terms in
 `distill_losses` — policy KL at temperature τ plus greedy-action CE,
 relationship distillation on the agents' hidden embeddings, value
 decomposition distillation of Q_tot, and the cost-weighted resource term.
-Every weight is an option (`--opt distill.<name>=value`, defaults below).
+Every weight is an option (`--opt distill.<name>=value`, defaults below); the
+temperature τ defaults to the teacher's mean std of Q over actions on the
+dataset, the scale on which its greedy choices are made.
 Deterministic for a fixed seed on CPU (single-threaded torch).
 """
 
@@ -29,7 +31,7 @@ from kdcc.qmix import build_inputs
 from kdcc.rollout import TorchPolicy, run_episodes
 from kdcc.team import TeamStep
 
-DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 2.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
+DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 0.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
             "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}
 _SEQ_KEYS = ("obs", "last_actions", "state", "q", "hidden", "q_tot")
 
@@ -99,7 +101,7 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: 
     terms = {
         "kl": L.policy_kl(q_s, q_t, o["tau"]),
         "q": L.q_regression(q_s, q_t),
-        "ce": L.greedy_ce(q_s, q_t),
+        "ce": L.greedy_ce(q_s, q_t, o["tau"]),
         "relation": L.relation(h_s[:, 1:], batch["hidden"][:, 1:]) if T > 1 else q_s.new_zeros(()),
         "value": L.value(q_tot, batch["q_tot"]),
         "resource": L.resource(L.gru_unit_norms(agent), unit_cost),
@@ -125,6 +127,8 @@ def run(program: Program, ctx: PassContext) -> Program:
     opt = torch.optim.Adam(params, lr=o["lr"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / o["steps"])))
     pool = _episodes(ctx.dataset.arrays)
+    if o["tau"] <= 0:  # auto: the teacher's typical spread of Q over actions
+        o["tau"] = round(max(float(pool["q"].std(-1).mean()), 1e-4), 6)
     unit_cost = _unit_costs(out.spec, ctx.profile)
     curve: list[dict] = []
     with progress_bar("distill", o["steps"]) as advance:

@@ -1,6 +1,6 @@
 """The distillation loss terms, as pure functions of tensors (each tested on a known case).
 
-  policy      τ²·KL(softmax(q_T/τ) ‖ softmax(q_S/τ)) + CE(q_S, argmax q_T), and a scaled
+  policy      KL(softmax(q_T/τ) ‖ softmax(q_S/τ)) + CE(q_S/τ, argmax q_T), and a scaled
               regression of the Q-values themselves (softmax ignores their offset, but the
               student mixer needs Q on the teacher's scale)
   relation    mean over steps of ‖G_S − G_T‖² / n², G = cosine-similarity matrix of the
@@ -19,11 +19,15 @@ __all__ = ["policy_kl", "q_regression", "greedy_ce", "relation", "value", "resou
 
 
 def policy_kl(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float) -> torch.Tensor:
-    """τ²·KL(p_T ‖ p_S) with p = softmax(q/τ) over the last dim, averaged over the rest."""
+    """KL(p_T ‖ p_S) with p = softmax(q/τ) over the last dim, averaged over the rest.
+
+    τ is on the scale of the teacher's action gaps (QMIX per-agent Q-values often differ
+    by ~1e-2 between actions), so the usual τ² factor is left out: it would vanish.
+    """
     log_ps = F.log_softmax(q_student / tau, dim=-1)
     log_pt = F.log_softmax(q_teacher / tau, dim=-1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
-    return tau * tau * kl.mean()
+    return kl.mean()
 
 
 def q_regression(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
@@ -31,8 +35,10 @@ def q_regression(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tens
     return ((q_student - q_teacher) ** 2).mean() / (q_teacher.var() + 1e-6)
 
 
-def greedy_ce(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(q_student.reshape(-1, q_student.shape[-1]), q_teacher.argmax(-1).reshape(-1))
+def greedy_ce(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Cross-entropy of softmax(q_S/τ) to the teacher's greedy action."""
+    logits = q_student.reshape(-1, q_student.shape[-1]) / tau
+    return F.cross_entropy(logits, q_teacher.argmax(-1).reshape(-1))
 
 
 def _similarity(emb: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,8 @@ def test_policy_kl_is_zero_for_equal_q_and_known_for_two_actions():
     qt, qs = torch.tensor([[0.0, math.log(3.0)]]), torch.zeros(1, 2)
     expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
     assert float(L.policy_kl(qs, qt, tau=1.0)) == pytest.approx(expected, rel=1e-6)
-    # tau^2 scaling with q scaled by tau gives the same distributions
-    assert float(L.policy_kl(qs * 2, qt * 2, tau=2.0)) == pytest.approx(4 * expected, rel=1e-6)
+    # the temperature divides q: scaling q and tau together changes nothing
+    assert float(L.policy_kl(qs * 2, qt * 2, tau=2.0)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_q_regression_is_mse_over_teacher_variance():
@@ -29,6 +29,9 @@ def test_greedy_ce_is_cross_entropy_to_the_teacher_argmax():
     qt = torch.tensor([[0.0, 5.0]])
     qs = torch.tensor([[0.0, 0.0]])
     assert float(L.greedy_ce(qs, qt)) == pytest.approx(math.log(2.0), rel=1e-6)
+    # at temperature 0.5, logits (0, 1) -> p(greedy=1) = e^2 / (1 + e^2)
+    assert float(L.greedy_ce(torch.tensor([[0.0, 1.0]]), qt, tau=0.5)) == pytest.approx(
+        -math.log(math.exp(2) / (1 + math.exp(2))), rel=1e-6)
 
 
 def test_relation_compares_similarity_structure_across_widths():
