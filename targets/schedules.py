@@ -358,9 +358,11 @@ def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
     rows = sch.fuse(*row_loops) if len(row_loops) > 1 else (row_loops[0] if row_loops else None)
     unrolled_rows = min(mm.rows, _MAX_UNROLLED_ROWS)
     nv_max = min(nv_cap, max(1, _ACC_VECTORS // unrolled_rows))
-    # n a multiple of L: tiles that divide it; otherwise (a non-constant weight) a ragged last tile
-    nv = _largest_divisor_at_most(n // lanes, nv_max) if n % lanes == 0 else min(nv_max, -(-n // lanes))
-    jo, ji, jv = sch.split(j, [None, nv, lanes])
+    # vectors of L lanes, or (n not padded: a non-constant weight) of the widest power of two
+    # ≥ 4 dividing n, e.g. 8 for n = 8 or 40 with L = 16; failing that, a ragged last tile
+    vec = next((v for v in (lanes, lanes // 2, lanes // 4) if v >= 4 and n % v == 0), lanes)
+    nv = _largest_divisor_at_most(n // vec, nv_max) if n % vec == 0 else min(nv_max, -(-n // vec))
+    jo, ji, jv = sch.split(j, [None, nv, vec])
     if rows is not None and mm.rows > _MAX_UNROLLED_ROWS:
         sch.reorder(rows, jo, k, ji, jv)  # many rows: one row at a time
         rows = None
@@ -369,8 +371,8 @@ def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
     else:
         sch.reorder(jo, k, ji, jv)
 
-    if pack and mm.b_param in constant_params and n % lanes == 0:
-        tile = nv * lanes
+    if pack and mm.b_param in constant_params and n % vec == 0:
+        tile = nv * vec
         pre = [p for p in sch.get_producers(mm_rv) if _PREPROC in sch.get(p).annotations]
         if not pre:
             idx = next(i for i, r in enumerate(sch.get(mm_rv).reads) if r.source.same_as(mm.b_buf))
@@ -386,7 +388,7 @@ def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
     if epilogue is not None:
         sch.reverse_compute_at(epilogue, jo)
         *e_rows, e_j = sch.get_loops(epilogue)[_depth(sch, mm_rv, jo):]
-        e_o, e_v = sch.split(e_j, [None, lanes])
+        e_o, e_v = sch.split(e_j, [None, vec])
         sch.vectorize(e_v)
         for lp in [*e_rows, e_o]:
             sch.unroll(lp)
