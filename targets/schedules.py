@@ -19,10 +19,12 @@ FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) with two changes:
      j, as FoldConstant leaves a Linear's weight ([in, out]) — with the elementwise
      epilogue FuseOps put behind it (bias, relu, ...):
      * j is padded to a multiple of the vector width L (16 fp32 lanes with AVX-512, 8 with
-       AVX2, 4 with SSE or NEON) by `pad_einsum`; the weight's padding copy is marked as a
-       layout-rewrite block, split out of the kernel (`SplitLayoutRewritePreproc`) and
-       folded into a padded constant (`FoldConstant`): no copy and no masked lane at run
-       time. A weight that is not a constant is not padded (its last tile keeps a predicate);
+       AVX2, 4 with SSE or NEON) by `pad_einsum`, and a 2-D weight is packed tile by tile,
+       [k, j] → [j / tile, k, j % tile], so each tile streams one contiguous block. Both are
+       layout-rewrite blocks that are split out of the kernel (`SplitLayoutRewritePreproc`)
+       and folded into the constant (`FoldConstant`): nothing is copied or masked at run
+       time. A weight that is not a constant is neither padded nor packed (its vectors are
+       the widest power of two ≥ 4 dividing N, else the last tile keeps a predicate);
      * loops (jo, k, rows, ji, jv): tiles of nv·L outputs outside, the reduction k inside
        them, then the rows (n_agents, unrolled), nv vectors (unrolled, nv ≤ 4 and rows·nv ≤
        12 accumulators) and the L lanes (vectorized). The accumulators stay in registers
@@ -371,7 +373,7 @@ def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
     else:
         sch.reorder(jo, k, ji, jv)
 
-    if pack and mm.b_param in constant_params and n % vec == 0:
+    if pack and mm.b_param in constant_params and n % vec == 0 and len(mm.b_buf.shape) == 2:
         tile = nv * vec
         pre = [p for p in sch.get_producers(mm_rv) if _PREPROC in sch.get(p).annotations]
         if not pre:
@@ -379,10 +381,10 @@ def _schedule_matmul(sch, mm_rv, mm: _Matmul, lanes: int, constant_params,
             cr = sch.cache_read(mm_rv, idx, "global")
             sch.annotate(cr, _PREPROC, 1)
             pre = [cr]
+        # [k, j] → [j // tile, k, j % tile]: each tile streams one contiguous block of weights
         wbuf = sch.get(pre[0]).writes[0].source
         widx = next(i for i, r in enumerate(sch.get(mm_rv).reads) if r.source.same_as(wbuf))
-        if len(wbuf.shape) == 2:
-            sch.transform_layout(mm_rv, ("read", widx), lambda kk, jj: [jj // tile, kk, jj % tile])
+        sch.transform_layout(mm_rv, ("read", widx), lambda kk, jj: [jj // tile, kk, jj % tile])
 
     # 4. the epilogue of each tile right after its reduction
     if epilogue is not None:
