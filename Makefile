@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml | $(VENV)/.system
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kdcc eval examples/spread_teacher.pt --episodes 100
-	@mkdir -p $(DEMO_OUT)
-	$(BIN)/kdcc collect examples/spread_teacher.pt -o $(DEMO_OUT)/spread.npz --episodes 200
+	$(BIN)/kdcc profile examples/spread_teacher.pt --target orin
+	$(BIN)/kdcc compile examples/spread_teacher.pt --target orin -o $(DEMO_OUT)/orin --force
+	$(BIN)/kdcc compile examples/spread_teacher.pt --target host -o $(DEMO_OUT)/host --force
+	$(BIN)/kdcc eval $(DEMO_OUT)/host --episodes 100 --teacher examples/spread_teacher.pt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
