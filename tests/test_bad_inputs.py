@@ -123,6 +123,23 @@ def _datasets(d: Path, good: Path, marker: Path) -> None:
     np.savez(d / "pickled.npz", **{**arrays, "obs": objects})
 
 
+def _directories(d: Path, good: Path, marker: Path) -> None:
+    """An EPyMARL model directory whose agent.th is a code-running pickle, a corrupt ONNX teacher, a broken bundle."""
+    blob = torch.load(good, weights_only=True)
+    (d / "model").mkdir()
+    (d / "model" / "agent.th").write_bytes(_torch_bytes({"fc1.weight": Payload(marker)}))
+    (d / "model" / "mixer.th").write_bytes(_torch_bytes(blob["mixer"]))
+    config = {"env_args": {"key": "pz-mpe-simple-spread-v3", "time_limit": 25}, "obs_last_action": True,
+              "obs_agent_id": True}
+    (d / "model" / "config.json").write_text(json.dumps(config))
+    (d / "onnx_teacher").mkdir()
+    (d / "onnx_teacher" / "agent.onnx").write_bytes(b"not protobuf")
+    (d / "onnx_teacher" / "mixer.onnx").write_bytes(b"not protobuf")
+    (d / "onnx_teacher" / "spec.json").write_text(json.dumps(blob["spec"]))
+    (d / "bundle").mkdir()
+    (d / "bundle" / "profile.json").write_text("{not json")
+
+
 def _targets(d: Path) -> None:
     host = (Path(__file__).parents[1] / "targets" / "profiles" / "host.toml").read_text()
     (d / "malformed.toml").write_text('name = "x"\n[[device]\nkind = "cpu"\n')
@@ -142,6 +159,7 @@ def inputs(tmp_path_factory) -> Path:
     _teachers(d, good, marker)
     _datasets(d, d / "data.npz", marker)
     _targets(d)
+    _directories(d, good, marker)
     (d / "afile").write_text("a regular file: nothing can be created under it\n")
     return d
 
@@ -285,6 +303,21 @@ for key, (argv, name, problem, seed) in OUTPUTS.items():
 CASES["check-missing-record"] = Case(f"check {IN}/nothere --against {IN}/nothere2", "nothere", "no such directory")
 CASES["check-not-a-record"] = Case(f"check {IN} --against {IN}", IN, "not a record")
 
+# Teachers in other forms, and the commands that came later (convert, inspect).
+CASES["model-dir-pickle-compile"] = Case(_compile(f"{IN}/model"), "agent.th", "refused: .* run code")
+CASES["model-dir-pickle-convert"] = Case(f"convert {IN}/model -o out.pt", "agent.th", "refused: .* run code")
+CASES["onnx-teacher-corrupt-eval"] = Case(f"eval {IN}/onnx_teacher --episodes 2", "agent.onnx",
+                                          "not a loadable ONNX model")
+CASES["bundle-corrupt-eval"] = Case(f"eval {IN}/bundle --episodes 2", "bundle", "not a kdcc bundle")
+CASES["bundle-corrupt-inspect"] = Case(f"inspect {IN}/bundle", "profile.json", "not readable JSON")
+CASES["inspect-pickle"] = Case(f"inspect {IN}/pickle_torch.pt", "pickle_torch.pt", "refused: .* run code")
+CASES["inspect-dataset-nan"] = Case(f"inspect {IN}/nan.npz", "nan.npz", "array 'obs' contains NaN")
+CASES["inspect-missing"] = Case(f"inspect {IN}/nothere.pt", "nothere.pt", "no such file")
+CASES["convert-pickle"] = Case(f"convert {IN}/pickle_raw.pt -o out.pt", "pickle_raw.pt", "refused: .* run code")
+CASES["convert-under-a-file"] = Case(f"convert {T} -o {IN}/afile/out.pt", "afile/out.pt", "is not a directory")
+CASES["convert-onnx-existing"] = Case(f"convert {T} --to onnx -o OUT", "OUT", "not an empty directory .*--force",
+                                      OLD)
+
 # A compile that fails in a late pass (after distillation) leaves nothing behind, and an old bundle as it was.
 FORCED = _compile(T, "-q --force")
 CASES["halfway-error-fresh"] = Case(_compile(T, "-q"), "fold-constants", "simulated failure",
@@ -312,12 +345,20 @@ def _run(argv: list[str], cwd: Path, env=None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def results(inputs, tmp_path_factory):
-    """Start every case at once (two at a time); a test waits only for its own."""
+def inputs_before(inputs) -> dict[str, bytes | None]:
+    return _snapshot(inputs)
+
+
+@pytest.fixture(scope="module")
+def results(inputs, inputs_before, tmp_path_factory, request):
+    """Start every selected case at once (two at a time); a test waits only for its own."""
+    selected = [item.callspec.params["case_id"] for item in request.session.items
+                if "case_id" in getattr(getattr(item, "callspec", None), "params", {})]
     root = tmp_path_factory.mktemp("cases")
     started = {}
     pool = ThreadPoolExecutor(max_workers=2)
-    for case_id, case in CASES.items():
+    for case_id in selected:
+        case = CASES[case_id]
         cwd = root / case_id
         cwd.mkdir()
         for rel, data in case.seed:
@@ -356,11 +397,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case_id, results, input
     assert not list(inputs.glob(".*")), "temp files left beside an output path"
 
 
-def test_bad_inputs_leave_the_inputs_alone(results, inputs):
+def test_bad_inputs_leave_the_inputs_alone(results, inputs, inputs_before):
     for _, _, future in results.values():
         future.result()
+    assert _snapshot(inputs) == inputs_before
     assert not list(Path("/proc").glob("kdcc*"))
-    assert sorted(p.name for p in inputs.iterdir() if p.name.startswith(".")) == []
 
 
 # --------------------------------------------------------------------------- Ctrl-C
