@@ -27,6 +27,9 @@ def check_writable(path: str | Path, is_file: bool = True) -> None:
     if is_file and path.is_dir():
         raise KdccError(f"{path}: is a directory, expected a file path")
     parent = path.absolute().parent
+    if not is_file:  # an output directory may name new parents: they are made when it is written
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
     if not parent.is_dir():
         problem = "is not a directory" if parent.exists() else "does not exist"
         raise KdccError(f"{path}: cannot write here: {parent} {problem}")
@@ -66,6 +69,7 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
     out = Path(out)
     parent = out.resolve().parent
     try:
+        parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise KdccError(f"{out}: cannot write to {parent} ({e.strerror or e})") from None
