@@ -48,11 +48,12 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         check_output_dir(out_dir, force)
     if record is not None:
         check_output_dir(Path(record), force)
+    import torch
+
+    torch.set_num_threads(1)  # passes and the ablation's re-runs: bitwise reproducible, and fastest here
     result = run_passes(teacher_path, target, opts)
     manifest = _manifest(teacher_path, target, opts, result)
     rec_files = record_files(result.records, manifest)
-    if record is not None:
-        atomic_write_tree(record, rec_files)
     bundle = None
     if out_dir is not None:
         sections = []
@@ -76,4 +77,6 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
                                           *([target] if Path(target).is_file() else [])])
         else:
             atomic_write_tree(out_dir, extra)
+    if record is not None:  # after the bundle: a failed build replaces neither
+        atomic_write_tree(record, rec_files)
     return CompileOutput(result, out_dir, bundle)

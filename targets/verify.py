@@ -48,9 +48,12 @@ def _ort_step(onnx_model: bytes):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    # the exporter drops inputs a graph does not read (a feed-forward student ignores `hidden`)
+    taken = {i.name for i in session.get_inputs()}
 
     def step(obs, last_actions, hidden, state):
-        return tuple(session.run(list(OUTPUT_NAMES), dict(zip(INPUT_NAMES, (obs, last_actions, hidden, state)))))
+        feeds = dict(zip(INPUT_NAMES, (obs, last_actions, hidden, state)))
+        return tuple(session.run(list(OUTPUT_NAMES), {k: v for k, v in feeds.items() if k in taken}))
     return step
 
 

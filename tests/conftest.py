@@ -10,7 +10,7 @@ import torch
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.qmix import build_agent, build_mixer
 from kdcc.teacher import save_teacher
-from regression_fixture import check_pipeline_against_golden  # noqa: F401 - fixture: tests/regression_fixture.py
+from tests.regression_fixture import check_pipeline_against_golden  # noqa: F401 - fixture: tests/regression_fixture.py
 
 torch.set_num_threads(1)
 

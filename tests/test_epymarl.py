@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import tiny_spec
-from epymarl_fixture import write_model_dir
+from tests.conftest import tiny_spec
+from tests.epymarl_fixture import write_model_dir
 from kdcc.cli import main
 from kdcc.epymarl import load_model_dir
 from kdcc.errors import KdccError

@@ -10,8 +10,8 @@ import re
 import matplotlib
 import pytest
 
-from conftest import tiny_spec
-from epymarl_fixture import write_model_dir
+from tests.conftest import tiny_spec
+from tests.epymarl_fixture import write_model_dir
 from kdcc.cli import build_parser, main
 from kdcc.passes.manager import PassRecord
 from kdcc.report_html import html_report

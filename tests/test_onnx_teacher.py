@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_teacher
+from tests.conftest import make_tiny_teacher
 from kdcc.api import collect, evaluate, load_teacher_like
 from kdcc.compile import compile_teacher
 from kdcc.driver import CompileOptions, run_passes
