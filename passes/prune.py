@@ -43,6 +43,10 @@ def _cost(ops, profile, budget_device=None):
             "energy_uj": total.energy_uj}, device
 
 
+_OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
+           "energy_uj": "--budget-energy-uj"}
+
+
 def _budget_limits(budget: Budget, teacher_flops: int) -> dict[str, float]:
     limits = {k: getattr(budget, k) for k in ("flops", "bytes", "latency_us", "energy_uj")
               if getattr(budget, k) is not None}
@@ -115,7 +119,7 @@ def run(program: Program, ctx: PassContext) -> Program:
             break
     if chosen is None:
         reach = ", ".join(f"{k} {smallest[k]:,.4g}" for k in limits)
-        want = ", ".join(f"{k} ≤ {v:,.4g}" for k, v in limits.items())
+        want = ", ".join(f"{_OPTION[k]} {v:,.4g}" for k, v in limits.items())
         raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want}; the smallest "
                         f"reachable student costs {reach}")
     kind, width, cost = chosen
