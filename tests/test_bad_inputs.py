@@ -262,10 +262,10 @@ for key, (option, name, problem) in BUDGETS.items():
     CASES[f"budget-{key}"] = Case(_compile(T).replace("--budget-flops 2x", option), name, problem)
 # the smallest student of the tiny teacher costs 5,729 FLOPs per team step on the host
 CASES["budget-unreachable-flops"] = Case(_compile(T, "-q").replace("--budget-flops 2x", "--budget-flops 10"),
-                                         "budget", r"smallest reachable student costs flops 5,729")
+                                         "--budget-flops", r"smallest reachable student costs flops 5,729")
 CASES["budget-unreachable-latency"] = Case(
     _compile(T, "-q").replace("--budget-flops 2x", "--budget-latency-us 0.001"),
-    "budget", r"asked latency_us ≤ 0\.001; the smallest reachable student costs latency_us \d")
+    "--budget-latency-us", r"asked --budget-latency-us 0\.001; the smallest reachable student costs latency_us \d")
 
 OPTIONS = {
     "opt-unknown-pass": ("--opt distil.steps=5", "--opt distil.steps", "no pass named 'distil'"),
