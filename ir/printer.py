@@ -14,7 +14,7 @@ from kdcc.ir.annotate import annotate, node_shape
 from kdcc.ir.program import Program
 from kdcc.team import team_example_inputs
 
-__all__ = ["program_text", "example_inputs", "annotate_program"]
+__all__ = ["program_text", "example_inputs", "annotate_program", "team_ops"]
 
 
 def example_inputs(program: Program, graph: str) -> tuple[torch.Tensor, ...]:
@@ -33,6 +33,14 @@ def annotate_program(program: Program) -> Program:
         if any("cost" not in n.meta for n in gm.graph.nodes):
             annotate(gm, *example_inputs(program, name))
     return program
+
+
+def team_ops(program: Program) -> list:
+    """(node, OpCost) of one team step of `program` as it will run (see `Program.costed`)."""
+    from kdcc.ir.annotate import graph_costs
+
+    costed = annotate_program(program.costed())
+    return [op for gm in costed.graphs().values() for op in graph_costs(gm)]
 
 
 def _fmt_shape(node: fx.Node) -> str:

@@ -77,6 +77,15 @@ class Program:
 
         return TeamStep(self.spec, self.agent, self.mixer).eval()
 
+    def costed(self) -> "Program":
+        """This program as the team step it will run as, so every stage is costed on the same work
+        (input construction and greedy selection included), whether fused yet or not."""
+        if self.team is not None:
+            return self
+        from kdcc.team import TeamStep
+
+        return replace(self, team=trace(TeamStep(self.spec, self.agent, self.mixer), "Team"))
+
     def parameter_count(self) -> int:
         """Weights stored: parameters, and the folded constants that replaced some of them."""
         mods = [self.team] if self.team is not None else [self.agent, self.mixer]

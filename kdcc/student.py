@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdcc.ir.annotate import graph_costs
-from kdcc.ir.printer import annotate_program
+from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.ir.spec import MarlSpec
 from kdcc.qmix import QMixer, build_agent, build_mixer
@@ -70,8 +69,7 @@ def candidate_ops(spec: MarlSpec, mixer: nn.Module | None = None):
     """Annotated (name, OpCost) of one team step of a student of this spec (fresh weights: shapes only)."""
     agent = build_agent(spec)
     mixer = mixer if mixer is not None else build_mixer(spec)
-    program = annotate_program(Program(spec, trace(agent, "Agent"), trace(mixer, "Mixer")))
-    return [op for gm in program.graphs().values() for op in graph_costs(gm)]
+    return team_ops(Program(spec, trace(agent, "Agent"), trace(mixer, "Mixer")))
 
 
 def is_qmix(mixer: nn.Module) -> bool:

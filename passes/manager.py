@@ -17,8 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kdcc.errors import KdccError
-from kdcc.ir.annotate import graph_costs
-from kdcc.ir.printer import annotate_program, program_text
+from kdcc.ir.printer import program_text, team_ops
 from kdcc.ir.program import Program
 from kdcc.passes.base import PassContext, get_pass
 from kdcc.probe import Probe, fidelity, replay
@@ -46,8 +45,7 @@ def program_metrics(program: Program, profile) -> dict[str, Any]:
     """FLOPs, parameters and bytes per team step, and the cost model's latency/energy per device."""
     from kdcc.targets.cost_model import choose_device, estimate
 
-    annotate_program(program)
-    ops = [op for gm in program.graphs().values() for op in graph_costs(gm)]
+    ops = team_ops(program)
     metrics: dict[str, Any] = {
         "flops": sum(c.flops for _, c in ops),
         "params": program.parameter_count(),

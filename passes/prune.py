@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from kdcc.errors import KdccError
-from kdcc.ir.annotate import graph_costs
-from kdcc.ir.printer import annotate_program
+from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.passes.base import Budget, PassContext, register
 from kdcc.qmix import build_inputs
@@ -92,8 +91,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("prune needs a dataset (pass --dataset or let compile collect one)")
     spec = program.spec
-    annotate_program(program)
-    teacher_ops = [op for gm in program.graphs().values() for op in graph_costs(gm)]
+    teacher_ops = team_ops(program)
     teacher_flops = sum(c.flops for _, c in teacher_ops)
     limits = _budget_limits(ctx.budget, teacher_flops)
     qmix_2layer = spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2

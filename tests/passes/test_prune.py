@@ -7,8 +7,7 @@ import torch
 from kdcc.api import collect
 from kdcc.dataset import load_dataset
 from kdcc.errors import KdccError
-from kdcc.ir.annotate import graph_costs
-from kdcc.ir.printer import annotate_program
+from kdcc.ir.printer import team_ops
 from kdcc.ir.program import from_modules
 from kdcc.passes import Budget, PassContext, get_pass
 from kdcc.qmix import build_agent, build_mixer
@@ -80,10 +79,8 @@ def test_pruned_width_meets_budget_and_is_a_device_multiple(padded):
     teacher, dataset = padded
     for ratio in (2.0, 3.0):
         out = _run(teacher, dataset, Budget(ratio=ratio), profile="orin-cpu")
-        teacher_ops = annotate_program(from_modules(teacher.spec, teacher.agent, teacher.mixer))
-        t_flops = sum(c.flops for gm in teacher_ops.graphs().values() for _, c in graph_costs(gm))
-        annotate_program(out)
-        s_flops = sum(c.flops for gm in out.graphs().values() for _, c in graph_costs(gm))
+        t_flops = sum(c.flops for _, c in team_ops(from_modules(teacher.spec, teacher.agent, teacher.mixer)))
+        s_flops = sum(c.flops for _, c in team_ops(out))
         assert s_flops <= t_flops / ratio
         assert out.spec.agent.hidden_dim % 4 == 0
         assert out.history[-1]["estimate"]["flops"] == s_flops
