@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,19 +37,6 @@ class EvalResult:
         return dict(self.__dict__)
 
 
-class _CompiledPolicy:
-    """A bundle's compiled library as a rollout policy (it returns actions and Q_tot)."""
-
-    def __init__(self, library):
-        self.library = library
-
-    def reset(self) -> None:
-        self.library.reset()
-
-    def step(self, obs, last_actions, state):
-        return self.library.step(obs, last_actions, state)[0]
-
-
 def load_teacher_like(path: str | Path, config: str | Path | None = None) -> Teacher:
     """Any input that holds a teacher: a v1 teacher file, an EPyMARL/PyMARL model directory (with its
     sacred config.json), or an ONNX teacher (agent.onnx + mixer.onnx + spec.json); see kdcc.sources."""
@@ -61,13 +49,12 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> tuple[Mar
     """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
     p = Path(path)
     if p.is_dir() and (p / "profile.json").is_file():
-        import os
+        from kdcc.bundle_policy import open_bundle_policy
 
-        os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
-        from kdcc.targets.bundle import open_bundle  # lazy: pulls in TVM
-
-        library = open_bundle(p)
-        return library.spec, _CompiledPolicy(library), None
+        spec, policy, runs = open_bundle_policy(p)
+        if runs != "compiled host library":
+            print(f"kdcc: note: {p}: evaluating {runs}", file=sys.stderr)
+        return spec, policy, None
     teacher = load_teacher_like(p, config)
     env = make_env(teacher.spec.env)
     return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher

@@ -1,0 +1,48 @@
+"""What `kdcc compile` returns is what `kdcc eval` evaluates: the compiled library, or its ONNX graph."""
+
+import json
+import shutil
+
+import pytest
+
+from kdcc.api import evaluate
+from kdcc.compile import compile_teacher
+from kdcc.driver import CompileOptions
+from kdcc.mpe import make_env
+from kdcc.passes import Budget
+from kdcc.rollout import TorchPolicy, run_episodes
+from tests.conftest import make_tiny_teacher
+
+FAST = {"distill.steps": 30, "distill.dagger_every": 0, "approximate-mixer.steps": 30}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ce")
+    teacher = make_tiny_teacher(d / "t.pt", seed=5, hidden=32, hypernet_embed=32)
+    out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
+        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST))
+    return teacher, out
+
+
+def test_eval_of_the_bundle_equals_the_compiled_student(compiled):
+    teacher, out = compiled
+    program = out.result.program
+    env = make_env(program.spec.env)
+    expected = run_episodes(env, TorchPolicy(program.spec, program.team_module()), 3, 0).returns
+    got = evaluate(out.out_dir, episodes=3, seed=0)
+    assert got.mean == pytest.approx(float(expected.mean()), abs=1e-9)
+    assert program.spec.agent.hidden_dim < 32  # a pruned student, not the teacher
+
+
+def test_a_bundle_without_a_library_for_this_machine_runs_its_onnx_graph(compiled, tmp_path, capsys):
+    _, out = compiled
+    cross = tmp_path / "cross"
+    shutil.copytree(out.out_dir, cross)
+    doc = json.loads((cross / "profile.json").read_text())
+    for lib in doc["libraries"]:
+        lib["arch"] = "aarch64"
+    (cross / "profile.json").write_text(json.dumps(doc))
+    via_onnx = evaluate(cross, episodes=3, seed=0)
+    assert "student.onnx in ONNX Runtime" in capsys.readouterr().err
+    assert via_onnx.mean == pytest.approx(evaluate(out.out_dir, episodes=3, seed=0).mean, abs=1e-9)
