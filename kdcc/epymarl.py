@@ -25,7 +25,6 @@ that contradicts the tensors is an error naming the file.
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
 import warnings
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 
 from kdcc.errors import KdccError
+from kdcc.fileio import read_json_object
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.mpe import SCENARIOS, env_dims
 from kdcc.teacher import Teacher, teacher_from_blob
@@ -119,13 +119,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        cfg = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdccError(f"{path}: not a readable JSON config ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(cfg, dict):
-        raise KdccError(f"{path}: a sacred config.json holds one JSON object")
-    return cfg
+    return read_json_object(path, "JSON config")
 
 
 def _shape(state: dict, key: str, where: Path) -> tuple[int, ...]:

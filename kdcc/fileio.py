@@ -14,7 +14,7 @@ import numpy as np
 
 from kdcc.errors import KdccError
 
-__all__ = ["atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
+__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
 
 
 def check_writable(path: str | Path, is_file: bool = True) -> None:
@@ -37,6 +37,20 @@ def check_writable(path: str | Path, is_file: bool = True) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe.", dir=parent))
     except OSError as e:
         raise KdccError(f"{path}: cannot write to {parent} ({e.strerror or e})") from None
+
+
+def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
+    """A JSON file that must hold one object; any problem is a one-line KdccError naming the file."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KdccError(f"{path}: not a readable {what} ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(doc, dict):
+        raise KdccError(f"{path}: a {what} holds one JSON object")
+    return doc
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

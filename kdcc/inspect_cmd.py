@@ -107,15 +107,9 @@ def _dataset(path: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    from kdcc.errors import KdccError
+    from kdcc.fileio import read_json_object
 
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdccError(f"{path}: not readable JSON ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(doc, dict):
-        raise KdccError(f"{path}: expected a JSON object")
-    return doc
+    return read_json_object(path)
 
 
 def _bundle(root: Path) -> dict[str, Any]:

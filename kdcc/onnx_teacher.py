@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kdcc.errors import KdccError
+from kdcc.fileio import read_json_object
 from kdcc.fileio import atomic_write_bytes
 from kdcc.ir.spec import MarlSpec
 from kdcc.mpe import SCENARIOS
@@ -118,12 +119,7 @@ def onnx_teacher_files(path: str | Path, config: str | Path | None = None) -> li
 def _read_spec(path: Path) -> tuple[MarlSpec, dict[str, Any]]:
     if not path.is_file():
         raise KdccError(f"{path}: spec file not found (an ONNX teacher needs {SPEC} beside the graphs, or --config)")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise KdccError(f"{path}: not a readable JSON spec ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(doc, dict):
-        raise KdccError(f"{path}: expected a JSON object")
+    doc = read_json_object(path, "JSON spec")
     if "spec" in doc:
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise KdccError(f"{path}: expected format {FORMAT!r} version {VERSION}")

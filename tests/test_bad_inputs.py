@@ -309,7 +309,7 @@ CASES["model-dir-pickle-convert"] = Case(f"convert {IN}/model -o out.pt", "agent
 CASES["onnx-teacher-corrupt-eval"] = Case(f"eval {IN}/onnx_teacher --episodes 2", "agent.onnx",
                                           "not a loadable ONNX model")
 CASES["bundle-corrupt-eval"] = Case(f"eval {IN}/bundle --episodes 2", "bundle", "not a kdcc bundle")
-CASES["bundle-corrupt-inspect"] = Case(f"inspect {IN}/bundle", "profile.json", "not readable JSON")
+CASES["bundle-corrupt-inspect"] = Case(f"inspect {IN}/bundle", "profile.json", "not a readable JSON file")
 CASES["inspect-pickle"] = Case(f"inspect {IN}/pickle_torch.pt", "pickle_torch.pt", "refused: .* run code")
 CASES["inspect-dataset-nan"] = Case(f"inspect {IN}/nan.npz", "nan.npz", "array 'obs' contains NaN")
 CASES["inspect-missing"] = Case(f"inspect {IN}/nothere.pt", "nothere.pt", "no such file")
