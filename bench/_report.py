@@ -85,9 +85,12 @@ def markdown(r: dict) -> str:
                 f"4-tensor result {unpacked - raw:.2f} µs more; numpy views of the outputs, input writes and the "
                 f"hidden-state copy the remaining {step - unpacked:.2f} µs. The C++ API (copy the 3 inputs in, run, copy "
                 f"actions and Q_tot out, keep the hidden tensor) takes {rows['compiled_cpp']['threads_1']['median_us']:.2f} µs; "
-                f"its runs' medians ranged {min(cpp_runs):.2f}–{max(cpp_runs):.2f} µs: on this KVM guest a process runs "
-                "in a fast or a ~1.5× slower mode for its whole life, even when the machine is idle, hence several "
-                "runs. No ONNX Runtime C/C++ build is installed here (the pip wheel has no headers), so the C++ step "
+                f"its runs' medians ranged {min(cpp_runs):.2f}–{max(cpp_runs):.2f} µs"
+                + (": on this KVM guest a process can run in a fast or a ~1.5× slower mode for its whole life, even "
+                   "on an idle machine, hence several runs" if max(cpp_runs) > 1.2 * min(cpp_runs) else
+                   " (on this KVM guest a process can also land in a ~1.5× slower mode for its whole life, hence "
+                   "several runs)")
+                + ". No ONNX Runtime C/C++ build is installed here (the pip wheel has no headers), so the C++ step "
                 "is compared with ORT's raw call from Python, which adds only ORT's pybind layer to its C++ run.", ""]
 
     t, s = r["models"]["teacher"], r["models"]["student"]
