@@ -29,21 +29,12 @@ def kdcc(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "kdcc.cli", *args], check=True, cwd=ROOT)
 
 
-def median_call_us(bundle: Path, calls: int = 10_000) -> float:
-    import numpy as np
-
+def bundle_call_us(bundle: Path, calls: int = 10_000) -> float:
     from kdcc.targets.bundle import open_bundle
+    from kdcc.targets.calibrate import median_call_us
 
     policy = open_bundle(bundle)
-    main, args = policy._main, policy._tensors
-    for _ in range(2_000):
-        main(*args)
-    times = np.empty(calls)
-    for i in range(calls):
-        t0 = time.perf_counter()
-        main(*args)
-        times[i] = time.perf_counter() - t0
-    return float(np.median(times) * 1e6)
+    return median_call_us(policy._main, policy._tensors, calls)
 
 
 def estimate_us(bundle: Path) -> float:
@@ -60,7 +51,7 @@ def main() -> int:
     for name, extra in (("teacher (uncompressed)", ["--pipeline", "exact"]), ("student (default budget)", [])):
         bundle = OUT / ("cal_" + name.split()[0])
         kdcc("compile", str(TEACHER), "--target", str(profile), "-o", str(bundle), "--force", "-q", *extra)
-        measured, est = median_call_us(bundle), estimate_us(bundle)
+        measured, est = bundle_call_us(bundle), estimate_us(bundle)
         rows[name] = {"measured_us": round(measured, 3), "estimate_us": round(est, 3),
                       "estimate_over_measured": round(est / measured, 3)}
         print(f"{name:<26} measured {measured:7.2f} µs  estimate {est:7.2f} µs  ratio {est / measured:.2f}")

@@ -34,7 +34,7 @@ from kdcc.errors import KdccError
 from kdcc.fileio import atomic_write_bytes, check_writable
 from kdcc.targets.profile import load_profile
 
-__all__ = ["calibrate", "PROBES", "time_module"]
+__all__ = ["calibrate", "PROBES", "time_module", "median_call_us"]
 
 
 class _One(nn.Module):
@@ -103,8 +103,11 @@ def time_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], device, pro
     # one file name per probe: dlopen caches by path, so a reused name would load the old library
     lib = build_library(mod, device, profile, workdir / f"{type(module).__name__}.so", workdir / ".work")
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
-    main = vm["main"]
-    args = [tvm.runtime.tensor(x.numpy()) for x in inputs]
+    return median_call_us(vm["main"], [tvm.runtime.tensor(x.numpy()) for x in inputs], calls)
+
+
+def median_call_us(main, args, calls: int) -> float:
+    """Median µs of `main(*args)` after a warm-up of a tenth as many calls (at least 10)."""
     for _ in range(max(10, calls // 10)):
         main(*args)
     times = np.empty(calls)
