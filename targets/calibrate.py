@@ -136,23 +136,22 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
         torch.manual_seed(0)
         us = {name: time_module(factory(), make_inputs(), device, profile, work, calls if name != "stream" else 200)
               for name, (factory, make_inputs, _, _) in PROBES.items()}
+        one = us["one"]  # a 1-in, 1-out, 1-kernel call: the baseline the single-tensor probes sit on
+        chain_kernel = max((us["chain16"] - one) / 16, 0.01)
+        measured = {
+            "call_overhead_us": round(max(us["team_call"] - 4 * chain_kernel, 0.01), 3),
+            "kernel_overhead_us": round(chain_kernel, 3),
+            "peak_gflops_fp32": round(PROBES["gemv"][2] / max(us["gemv"] - one, 1e-3) / 1e3, 2),
+            "mem_bandwidth_gbs": round(PROBES["stream"][3] / max(us["stream"] - one, 1e-3) / 1e3, 2),
+        }
+        # The kernels of a real team step (fused GEMM+epilogue, gathers, argmax) cost more to dispatch
+        # than a chain of tiny Linears: fit the per-kernel overhead on a reference step (GRU-16 student).
+        us["reference_team_step"], kernel = _fit_kernel_overhead(device, profile, measured, work, calls)
+        measured["kernel_overhead_us"] = round(kernel, 3)
     finally:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
-    one = us["one"]  # a 1-in, 1-out, 1-kernel call: the baseline the single-tensor probes sit on
-    chain_kernel = max((us["chain16"] - one) / 16, 0.01)
-    measured = {
-        "call_overhead_us": round(max(us["team_call"] - 4 * chain_kernel, 0.01), 3),
-        "kernel_overhead_us": round(chain_kernel, 3),
-        "peak_gflops_fp32": round(PROBES["gemv"][2] / max(us["gemv"] - one, 1e-3) / 1e3, 2),
-        "mem_bandwidth_gbs": round(PROBES["stream"][3] / max(us["stream"] - one, 1e-3) / 1e3, 2),
-    }
-    # The kernels of a real team step (fused GEMM+epilogue, gathers, argmax) cost more to dispatch
-    # than a chain of tiny Linears: fit the per-kernel overhead on a reference step (GRU-16 student).
-    reference_us, kernel = _fit_kernel_overhead(device, profile, measured, work, calls)
-    us["reference_team_step"] = reference_us
-    measured["kernel_overhead_us"] = round(kernel, 3)
     text = Path(profile.source).read_text() if Path(profile.source).is_file() else _shipped_text(base)
     text = _substitute(text, measured)
     stamp = datetime.date.today().isoformat()
