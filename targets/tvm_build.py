@@ -166,7 +166,10 @@ class HostPolicy:
         self.spec = spec
         self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
         self._main = self._vm["main"]
+        self._packed = self._vm["main_packed"]  # one result vector: see lowering.to_relax
         n, h = spec.n_agents, spec.agent.hidden_dim
+        a_end, q_end = n, n + n * spec.n_actions
+        self._slices = (slice(0, a_end), slice(q_end, q_end + n * h))
         shapes = {"obs": ((n, spec.obs_dim), "float32"), "last_actions": ((n,), "int64"),
                   "hidden": ((n, h), "float32"), "state": ((spec.state_dim,), "float32")}
         self._tensors = [tvm.runtime.tensor(np.zeros(s, d)) for s, d in shapes.values()]
@@ -183,12 +186,14 @@ class HostPolicy:
         return tuple(np.from_dlpack(t) for t in self._main(*self._tensors))
 
     def step(self, obs, last_actions, state) -> tuple[np.ndarray, float]:
-        """One team step from the carried hidden state (dlpack views: ~1 µs vs ~7 µs for .numpy())."""
+        """One team step from the carried hidden state, through `main_packed` (one result tensor,
+        read through a dlpack view: converting four result tensors would cost ~3.5 µs more)."""
         views = self._views
         views[0][...], views[1][...], views[3][...] = obs, last_actions, state
-        actions, _, new_hidden, q_tot = self._main(*self._tensors)
-        views[2][...] = np.from_dlpack(new_hidden)
-        return np.from_dlpack(actions).copy(), float(np.from_dlpack(q_tot)[0])
+        out = np.from_dlpack(self._packed(*self._tensors))
+        actions, hidden = self._slices
+        views[2].reshape(-1)[...] = out[hidden]
+        return out[actions].astype(np.int64), float(out[-1])
 
 
 def _elf_machine(path: Path) -> tuple[str, ...]:
