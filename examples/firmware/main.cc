@@ -28,13 +28,17 @@
 #include <string>
 #include <vector>
 
+// The policy for lib_dir, or nullptr after saying why on stderr.
+static kdcc_policy* create_policy(const char* lib_dir) {
+  kdcc_policy* policy = kdcc_policy_create(lib_dir);
+  if (!policy) std::fprintf(stderr, "kdcc_policy_create(%s): %s\n", lib_dir, kdcc_policy_last_error());
+  return policy;
+}
+
 // --bench N: latency of kdcc_policy_step as firmware calls it, one step per control tick.
 static int bench(long calls, const char* lib_dir) {
-  kdcc_policy* policy = kdcc_policy_create(lib_dir);
-  if (!policy) {
-    std::fprintf(stderr, "kdcc_policy_create(%s): %s\n", lib_dir, kdcc_policy_last_error());
-    return 1;
-  }
+  kdcc_policy* policy = create_policy(lib_dir);
+  if (!policy) return 1;
   const int n = KDCC_POLICY_N_AGENTS;
   std::vector<float> obs(n * KDCC_POLICY_OBS_DIM), state(KDCC_POLICY_STATE_DIM);
   std::vector<int64_t> last(n, -1), actions(n);
@@ -99,11 +103,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* lib_dir = argc > 2 ? argv[2] : KDCC_POLICY_LIB_DIR;
-  kdcc_policy* policy = kdcc_policy_create(lib_dir);
-  if (!policy) {
-    std::fprintf(stderr, "kdcc_policy_create(%s): %s\n", lib_dir, kdcc_policy_last_error());
-    return 1;
-  }
+  kdcc_policy* policy = create_policy(lib_dir);
+  if (!policy) return 1;
   const int n = KDCC_POLICY_N_AGENTS;
   std::vector<float> obs(n * KDCC_POLICY_OBS_DIM), state(KDCC_POLICY_STATE_DIM);
   std::vector<int64_t> last(n, -1), actions(n);
