@@ -1,4 +1,4 @@
-"""Train the example QMIX teacher on MPE simple_spread_v3 (N=3) on the CPU.
+"""Train an example QMIX teacher on a cooperative MPE scenario (default simple_spread_v3, N=3) on the CPU.
 
 QMIX as in PyMARL/EPyMARL: a GRU agent shared by all agents (input = obs ‖
 last-action one-hot ‖ agent-id one-hot), a 2-layer hypernetwork mixer, replay
@@ -8,7 +8,12 @@ environments step in lockstep so the policy runs batched.
 
     python examples/train_teacher.py --minutes 30 -o examples/spread_teacher.pt
 
-writes the teacher (format v1), `<out>_curve.csv` and `<out>_curve.png`.
+    python examples/train_teacher.py --env simple_speaker_listener_v4 --hidden 128 --minutes 15 \
+        -o examples/speaker_listener_teacher.pt
+
+writes the teacher (format v1), `<out>_curve.csv` and `<out>_curve.png`. Agents
+with fewer actions than the widest (speaker–listener) act, explore and
+bootstrap only over the actions they have (the env's `avail` mask).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from kdcc.teacher import save_teacher
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--out", default="examples/spread_teacher.pt")
+    p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.mpe.SCENARIOS)")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, default=2_000_000, help="env-step budget")
     p.add_argument("--envs", type=int, default=8, help="environments stepped in lockstep")
@@ -95,6 +101,11 @@ def unroll(spec, agent, obs, actions):
     return torch.stack(qs, dim=1)
 
 
+def unavail_bias(env) -> torch.Tensor:
+    """[n, A]: 0 where an agent has the action, -1e9 where it has not."""
+    return (1.0 - torch.from_numpy(env.avail)) * -1e9
+
+
 def run_episodes(spec, envs, agent, seeds, eps, rng):
     """Step len(envs) episodes in lockstep; returns arrays for replay and team returns."""
     K, n, T = len(envs), spec.n_agents, envs[0].max_steps
@@ -110,9 +121,11 @@ def run_episodes(spec, envs, agent, seeds, eps, rng):
         for t in range(T):
             x = build_inputs(spec, torch.from_numpy(obs[:, t]), last).reshape(K * n, -1)
             q, h = agent(x, h)
-            greedy = q.view(K, n, -1).argmax(-1).numpy()
+            greedy = (q.view(K, n, -1) + unavail_bias(envs[0])).argmax(-1).numpy()
             explore = rng.random((K, n)) < eps
-            act = np.where(explore, rng.integers(0, spec.n_actions, size=(K, n)), greedy)
+            sizes = np.asarray(envs[0].action_sizes)
+            random = (rng.random((K, n)) * sizes).astype(np.int64)  # uniform over each agent's own actions
+            act = np.where(explore, random, greedy)
             for k, env in enumerate(envs):
                 r = env.step(act[k])
                 obs[k, t + 1], state[k, t + 1], reward[k, t] = r.obs, r.state, r.reward
@@ -126,7 +139,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    env_spec = EnvSpec("simple_spread_v3", {"N": 3, "max_cycles": 25, "local_ratio": 0.5})
+    defaults = {"simple_spread_v3": {"N": 3, "max_cycles": 25, "local_ratio": 0.5}}
+    env_spec = EnvSpec(args.env, defaults.get(args.env, {"max_cycles": 25}))
     envs = [make_env(env_spec) for _ in range(args.envs)]
     e0 = envs[0]
     spec = MarlSpec(n_agents=e0.n_agents, obs_dim=e0.obs_dim, state_dim=e0.state_dim, n_actions=e0.n_actions,
@@ -148,6 +162,7 @@ def main(argv=None) -> int:
     next_eval, start = 0, time.time()
     eval_seeds = np.arange(10_000, 10_000 + args.eval_episodes)
     loss_v = float("nan")
+    mask = unavail_bias(e0)
     while steps < args.max_steps and time.time() - start < args.minutes * 60:
         eps = max(0.05, 1.0 - 0.95 * steps / args.eps_anneal)
         seeds = rng.integers(0, 2**31 - 1, size=args.envs)
@@ -162,7 +177,7 @@ def main(argv=None) -> int:
                 q = unroll(spec, agent, ob, ac)
                 with torch.no_grad():
                     tq = unroll(spec, t_agent, ob, ac)
-                    best_next = q[:, 1:].detach().argmax(-1, keepdim=True)  # double Q: online argmax
+                    best_next = (q[:, 1:].detach() + mask).argmax(-1, keepdim=True)  # double Q: online argmax
                     tq_next = tq[:, 1:].gather(-1, best_next).squeeze(-1)
                     target_tot = t_mixer(tq_next.reshape(-1, spec.n_agents),
                                          st[:, 1:].reshape(-1, spec.state_dim)).view(args.batch, -1)
@@ -215,12 +230,12 @@ def main(argv=None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    plot_curve(rows, out.with_name(out.stem + "_curve.png"))
+    plot_curve(rows, out.with_name(out.stem + "_curve.png"), spec.env.id)
     print(f"wrote {out} (best eval return {best[0]:.2f} at {best[1][2]} env steps)")
     return 0
 
 
-def plot_curve(rows, path):
+def plot_curve(rows, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -230,7 +245,7 @@ def plot_curve(rows, path):
     ax.plot(x, [r["eval_return"] for r in rows], label="greedy eval")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("team return per episode")
-    ax.set_title("QMIX teacher on simple_spread_v3 (N=3)")
+    ax.set_title(f"QMIX teacher on {title}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})

@@ -103,6 +103,11 @@ def program_text(program: Program) -> str:
     head = (f"program n_agents={s.n_agents} obs={s.obs_dim} state={s.state_dim} actions={s.n_actions} "
             f"agent={s.agent.kind}/{s.agent.hidden_dim} mixer={s.mixer.kind}/{s.mixer.embed_dim}"
             f"/{s.mixer.hypernet_layers}x{s.mixer.hypernet_embed} env={s.env.id}")
+    if s.heterogeneous:
+        head += f" obs_sizes={list(map(s.obs_size, range(s.n_agents)))} action_sizes=" \
+                f"{list(map(s.action_size, range(s.n_agents)))}"
+    if s.agent.split:
+        head += f" widths={list(s.agent.widths)}"
     lines = [head]
     for name, gm in program.graphs().items():
         lines.extend(graph_text(name, gm))

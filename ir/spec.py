@@ -4,6 +4,13 @@ A spec is plain data (it round-trips through a teacher file without pickling
 code) and is the single place that says how an agent's input vector is built:
 own observation ‖ one-hot(last action) ‖ one-hot(agent id), each part present
 only when its flag is set — the EPyMARL/PyMARL convention.
+
+Heterogeneous teams (speaker–listener: agents with different observation and
+action sizes) keep the padded layout at the interface — observations
+[n, obs_dim], Q-values [n, n_actions], hidden [n, hidden_dim] — and say each
+agent's own sizes in `obs_sizes` / `action_sizes`. A student may then give
+every agent a network of its own (`AgentSpec.widths`), reading only that
+agent's real inputs, with a width the cost model picked for it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,20 @@ __all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec"]
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """Per-agent network: fc1 → ReLU → rnn (GRUCell, or Linear+ReLU if `kind == "ff"`) → fc2."""
+    """Per-agent network: fc1 → ReLU → rnn (GRUCell, or Linear+ReLU if `kind == "ff"`) → fc2.
+
+    `widths` empty: one network shared by all agents (parameter sharing, as
+    QMIX teachers are trained). Non-empty: one network per agent, agent i of
+    width widths[i]; `hidden_dim` is then max(widths), the padded hidden-state width.
+    """
 
     kind: str = "rnn"  # "rnn" (GRUCell) or "ff" (feed-forward; hidden state ignored)
     hidden_dim: int = 64
+    widths: tuple[int, ...] = ()
+
+    @property
+    def split(self) -> bool:
+        return bool(self.widths)
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,32 @@ class MarlSpec:
     env: EnvSpec = EnvSpec()
     obs_last_action: bool = True
     obs_agent_id: bool = True
+    obs_sizes: tuple[int, ...] = ()  # per agent; empty = every agent has obs_dim
+    action_sizes: tuple[int, ...] = ()  # per agent; empty = every agent has n_actions
+
+    def obs_size(self, i: int) -> int:
+        return self.obs_sizes[i] if self.obs_sizes else self.obs_dim
+
+    def action_size(self, i: int) -> int:
+        return self.action_sizes[i] if self.action_sizes else self.n_actions
+
+    @property
+    def heterogeneous(self) -> bool:
+        """Do agents differ in observation or action size?"""
+        n = range(self.n_agents)
+        return any(self.obs_size(i) != self.obs_dim or self.action_size(i) != self.n_actions for i in n)
+
+    def agent_input_cols(self, i: int) -> list[int]:
+        """Columns of the padded input vector that carry agent i's real inputs (its obs, its actions' one-hot);
+        the agent-id one-hot is left out: a network of one agent's own has it as a constant."""
+        cols = list(range(self.obs_size(i)))
+        if self.obs_last_action:
+            cols += range(self.obs_dim, self.obs_dim + self.action_size(i))
+        return cols
+
+    def avail(self) -> list[list[float]]:
+        """[n][n_actions]: 1 where the agent has the action."""
+        return [[1.0 if a < self.action_size(i) else 0.0 for a in range(self.n_actions)] for i in range(self.n_agents)]
 
     @property
     def input_dim(self) -> int:
@@ -72,13 +115,25 @@ class MarlSpec:
         return replace(self, mixer=replace(self.mixer, **changes))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data; the per-agent fields appear only when set, so homogeneous specs keep their v1 form."""
+        d = asdict(self)
+        for key in ("obs_sizes", "action_sizes"):
+            d[key] = list(d[key]) if d[key] else d.pop(key)
+        if d["agent"]["widths"]:
+            d["agent"]["widths"] = list(d["agent"]["widths"])
+        else:
+            del d["agent"]["widths"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "MarlSpec":
         """Build from plain data; raises KeyError/TypeError/ValueError on malformed input."""
         d = dict(d)
-        agent = AgentSpec(**d.pop("agent", {}))
+        agent_d = dict(d.pop("agent", {}))
+        agent_d["widths"] = tuple(agent_d.get("widths", ()))
+        agent = AgentSpec(**agent_d)
+        for key in ("obs_sizes", "action_sizes"):
+            d[key] = tuple(d.get(key, ()))
         mixer = MixerSpec(**d.pop("mixer", {}))
         env_d = dict(d.pop("env", {}))
         env = EnvSpec(id=str(env_d.get("id", "simple_spread_v3")), kwargs=dict(env_d.get("kwargs", {})))
@@ -87,6 +142,15 @@ class MarlSpec:
             value = getattr(spec, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"spec.{name} must be a positive integer, got {value!r}")
+        for name, values in (("obs_sizes", spec.obs_sizes), ("action_sizes", spec.action_sizes),
+                             ("agent.widths", agent.widths)):
+            if values and (len(values) != spec.n_agents or
+                           any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in values)):
+                raise ValueError(f"spec.{name} must be {spec.n_agents} positive integers, got {list(values)!r}")
+        if any(o > spec.obs_dim for o in spec.obs_sizes) or any(a > spec.n_actions for a in spec.action_sizes):
+            raise ValueError("spec.obs_sizes / spec.action_sizes must not exceed obs_dim / n_actions")
+        if agent.widths and max(agent.widths) != agent.hidden_dim:
+            raise ValueError(f"spec.agent.hidden_dim must be max(spec.agent.widths), got {agent.hidden_dim}")
         if agent.kind not in ("rnn", "ff"):
             raise ValueError(f"spec.agent.kind must be 'rnn' or 'ff', got {agent.kind!r}")
         if mixer.kind not in ("qmix", "static"):

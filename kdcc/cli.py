@@ -132,7 +132,7 @@ def _cmd_compile(args) -> int:
 
     opts = CompileOptions(pipeline=args.pipeline, passes=_names(args.passes) or None, skip=_names(args.skip),
                           budget=_budget(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
-                          ablate=args.ablate, options=_options(args.opt), config=args.config)
+                          ablate=args.ablate, pareto=args.pareto, options=_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build)
     recs = out.result.records
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable)")
     co.add_argument("--ablate", action="store_true",
                     help="re-run distillation without each loss term and add the comparison to report.md")
+    co.add_argument("--pareto", action="store_true",
+                    help="re-run prune+distill at 1/4, 1/2 and 2x the budget, score each in MPE, and add the "
+                    "budget-vs-score front to report.md/report.html (and pareto.json)")
     co.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     co.add_argument("--json", action="store_true", help="print one JSON object")
     co.set_defaults(func=_cmd_compile)

@@ -7,6 +7,7 @@ including Ctrl-C — leaves no partial output and an existing bundle untouched.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,22 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
     rec_files = record_files(result.records, manifest)
     bundle = None
     if out_dir is not None:
-        sections = []
+        sections, figures, sweep_files = [], {}, {}
         if opts.ablate:
             from kdcc.ablation import ablate_distillation
 
             sections.append(("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
+        if opts.pareto:
+            from kdcc.pareto import budget_sweep, pareto_figure, pareto_markdown
+
+            sweep = budget_sweep(result)
+            sections.append(("Budget vs score", pareto_markdown(sweep)))
+            figures["budget_vs_score"] = lambda: pareto_figure(sweep)
+            sweep_files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
         report = markdown_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
-        html = html_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
-        extra = {"report.md": report.encode(), "report.html": html.encode(),
+        html = html_report(Path(teacher_path).name, target, result.records, extra_sections=sections,
+                           extra_figures=figures)
+        extra = {"report.md": report.encode(), "report.html": html.encode(), **sweep_files,
                  **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
         if build:
             from kdcc.targets.bundle import write_bundle

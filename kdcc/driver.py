@@ -44,6 +44,7 @@ class CompileOptions:
     config: str | None = None  # --config: a model directory's sacred config.json, an ONNX teacher's spec
     dump_ir: str | None = None
     ablate: bool = False  # re-run distill without each loss term and report the difference
+    pareto: bool = False  # re-run prune+distill at scaled budgets and report the budget-vs-score front
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -51,7 +51,11 @@ def _files(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _spec_summary(spec) -> dict[str, Any]:
-    agent = f"{'GRU' if spec.recurrent else 'feed-forward'} agent, hidden {spec.agent.hidden_dim}"
+    kind = "GRU" if spec.recurrent else "feed-forward"
+    if spec.agent.split:
+        agent = f"one {kind} network per agent, widths {', '.join(map(str, spec.agent.widths))}"
+    else:
+        agent = f"{kind} agent, hidden {spec.agent.hidden_dim}" + (", shared by all agents" if spec.n_agents > 1 else "")
     m = spec.mixer
     if m.kind == "static":
         mixer = f"static monotonic mixer, embed {m.embed_dim}"
@@ -62,7 +66,9 @@ def _spec_summary(spec) -> dict[str, Any]:
     parts = ["obs"] + (["last action"] if spec.obs_last_action else []) + (["agent id"] if spec.obs_agent_id else [])
     return {"env": spec.env.id, "env_kwargs": dict(spec.env.kwargs), "n_agents": spec.n_agents,
             "obs_dim": spec.obs_dim, "state_dim": spec.state_dim, "n_actions": spec.n_actions,
-            "input_dim": spec.input_dim, "agent_input": " ‖ ".join(parts), "agent": agent, "mixer": mixer}
+            "input_dim": spec.input_dim, "agent_input": " ‖ ".join(parts), "agent": agent, "mixer": mixer,
+            **({"obs_sizes": [spec.obs_size(i) for i in range(spec.n_agents)],
+                "action_sizes": [spec.action_size(i) for i in range(spec.n_agents)]} if spec.heterogeneous else {})}
 
 
 def _teacher(path: Path, config: str | None, kind: str) -> dict[str, Any]:

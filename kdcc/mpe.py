@@ -10,14 +10,14 @@ zero-padded to the widest, and `avail` masks the actions an agent lacks.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from kdcc.errors import KdccError
-from kdcc.ir.spec import EnvSpec
+from kdcc.ir.spec import EnvSpec, MarlSpec
 
-__all__ = ["SCENARIOS", "TeamEnv", "make_env", "env_dims"]
+__all__ = ["SCENARIOS", "TeamEnv", "make_env", "env_dims", "with_agent_sizes"]
 
 # Cooperative scenarios of mpe2 kdcc supports, with their default kwargs.
 SCENARIOS: dict[str, dict] = {
@@ -86,3 +86,16 @@ def env_dims(env_spec: EnvSpec) -> dict[str, int]:
     env = TeamEnv(env_spec)
     return {"n_agents": env.n_agents, "obs_dim": env.obs_dim, "state_dim": env.state_dim,
             "n_actions": env.n_actions}
+
+
+def with_agent_sizes(spec: MarlSpec) -> MarlSpec:
+    """`spec` with its agents' own observation and action sizes filled in from the scenario, where they
+    differ (speaker–listener); a homogeneous team's spec comes back as it is."""
+    if spec.obs_sizes or spec.action_sizes:
+        return spec
+    env = TeamEnv(spec.env)
+    if len(set(env.obs_sizes)) == 1 and len(set(env.action_sizes)) == 1:
+        return spec
+    if env.n_agents != spec.n_agents or env.obs_dim > spec.obs_dim or env.n_actions > spec.n_actions:
+        return spec  # a mismatch the loaders report with the file's name
+    return replace(spec, obs_sizes=tuple(env.obs_sizes), action_sizes=tuple(env.action_sizes))

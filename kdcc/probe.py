@@ -31,6 +31,7 @@ class Probe:
     q: np.ndarray  # teacher [E, T, n, A]
     q_tot: np.ndarray  # teacher [E, T]
     actions: np.ndarray  # teacher greedy [E, T, n]
+    avail: np.ndarray | None = None  # [n, A] 1 = the agent has the action; ΔQ counts only those
 
 
 def make_probe(teacher, episodes: int = 4, seed: int = PROBE_SEED) -> Probe:
@@ -49,7 +50,7 @@ def make_probe(teacher, episodes: int = 4, seed: int = PROBE_SEED) -> Probe:
         return np.stack([s[key] for s in steps]).astype(dtype).reshape(episodes, T, *np.shape(steps[0][key]))
 
     return Probe(stack("obs", np.float32), stack("last_actions", np.int64), stack("state", np.float32),
-                 stack("q", np.float32), stack("q_tot", np.float32), stack("actions", np.int64))
+                 stack("q", np.float32), stack("q_tot", np.float32), stack("actions", np.int64), env.avail.copy())
 
 
 @torch.no_grad()
@@ -70,6 +71,8 @@ def replay(team: nn.Module, spec: MarlSpec, probe: Probe) -> dict[str, np.ndarra
 
 def fidelity(outputs: dict[str, np.ndarray], probe: Probe) -> dict[str, float]:
     dq = np.abs(outputs["q"] - probe.q)
+    if probe.avail is not None:
+        dq = dq * probe.avail
     dtot = np.abs(outputs["q_tot"] - probe.q_tot)
     return {
         "max_abs_dq": float(dq.max()),

@@ -15,7 +15,7 @@ from torch import nn
 
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["RNNAgent", "QMixer", "StaticMixer", "build_agent", "build_mixer", "build_inputs"]
+__all__ = ["RNNAgent", "SplitAgents", "QMixer", "StaticMixer", "build_agent", "build_mixer", "build_inputs"]
 
 
 class RNNAgent(nn.Module):
@@ -37,6 +37,51 @@ class RNNAgent(nn.Module):
         else:
             h = F.relu(self.rnn(x))
         return self.fc2(h), h
+
+
+class SplitAgents(nn.Module):
+    """One network per agent (a heterogeneous student), behind the shared agent's interface.
+
+    Takes the padded inputs [B·n, input_dim] and hidden [B·n, hidden_dim] a shared
+    agent takes; agent i's network reads only its own columns (`MarlSpec.agent_input_cols`),
+    has width widths[i] and outputs its own actions; Q-values and hidden states are
+    zero-padded back to [B·n, n_actions] and [B·n, hidden_dim].
+    """
+
+    def __init__(self, spec: MarlSpec):
+        super().__init__()
+        self.n, self.input_dim, self.hidden_dim, self.n_actions = (spec.n_agents, spec.input_dim,
+                                                                   spec.agent.hidden_dim, spec.n_actions)
+        self.widths = tuple(spec.agent.widths)
+        self.cols = [spec.agent_input_cols(i) for i in range(self.n)]
+        self.nets = nn.ModuleList(
+            RNNAgent(len(self.cols[i]), w, spec.action_size(i), use_rnn=spec.recurrent)
+            for i, w in enumerate(self.widths))
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return self.nets[0].fc1.weight.new_zeros(batch, self.hidden_dim)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = inputs.reshape(-1, self.n, self.input_dim)
+        h = hidden.reshape(-1, self.n, self.hidden_dim)
+        qs, hs = [], []
+        for i, net in enumerate(self.nets):
+            xi = torch.cat([x[:, i, c0:c1] for c0, c1 in _runs(self.cols[i])], dim=-1)
+            q, h_new = net(xi, h[:, i, : self.widths[i]])
+            qs.append(F.pad(q, (0, self.n_actions - net.fc2.out_features)))
+            hs.append(F.pad(h_new, (0, self.hidden_dim - self.widths[i])))
+        return torch.stack(qs, 1).reshape(-1, self.n_actions), torch.stack(hs, 1).reshape(-1, self.hidden_dim)
+
+
+def _runs(cols: list[int]) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) runs of sorted column indices: slices trace to cheap views."""
+    runs: list[tuple[int, int]] = []
+    for c in cols:
+        if runs and runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], c + 1)
+        else:
+            runs.append((c, c + 1))
+    return runs
 
 
 def _hypernet(state_dim: int, out: int, layers: int, embed: int) -> nn.Module:
@@ -84,7 +129,9 @@ class StaticMixer(nn.Module):
         return hidden @ torch.abs(self.w_final) + self.V(states)
 
 
-def build_agent(spec: MarlSpec) -> RNNAgent:
+def build_agent(spec: MarlSpec) -> nn.Module:
+    if spec.agent.split:
+        return SplitAgents(spec)
     return RNNAgent(spec.input_dim, spec.agent.hidden_dim, spec.n_actions, use_rnn=spec.recurrent)
 
 

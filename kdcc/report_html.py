@@ -3,7 +3,7 @@
 Plots: cost per pass (FLOPs, bytes moved, estimated latency and energy on the
 device the cost model picked), fidelity per pass (greedy-action agreement,
 max |ΔQ|, mean |ΔQ_tot| against the teacher on the probe) and the loss curves
-of every distill pass. The file goes into the bundle, which must be
+of every distill pass; with `compile --pareto`, the budget-vs-score front. The file goes into the bundle, which must be
 byte-identical for the same inputs, so: matplotlib's default style whatever
 the user's matplotlibrc says, a fixed size and dpi, PNGs without the
 `Software` text chunk (Agg writes no timestamp), no wall times.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from kdcc.passes.manager import PassRecord
 from kdcc.report import summary_rows
@@ -137,8 +137,10 @@ def _decisions(records: Sequence[PassRecord]) -> str:
 
 
 def html_report(teacher_name: str, target: str, records: Sequence[PassRecord], *,
-                extra_sections: Sequence[tuple[str, str]] = ()) -> str:
-    """The report as one HTML document (extra sections are markdown, shown as preformatted text)."""
+                extra_sections: Sequence[tuple[str, str]] = (),
+                extra_figures: dict[str, Callable[[], Any]] | None = None) -> str:
+    """The report as one HTML document (extra sections are markdown, shown as preformatted text;
+    extra figures are made by the given functions, under the report's fixed matplotlib style)."""
     import matplotlib
 
     first, last = records[0].metrics, records[-1].metrics
@@ -146,6 +148,7 @@ def html_report(teacher_name: str, target: str, records: Sequence[PassRecord], *
     with matplotlib.rc_context():
         matplotlib.rcdefaults()  # the user's matplotlibrc must not change the bundle's bytes
         images = {name: _png(fig) for name, fig in report_figures(records).items()}
+        images.update({name: _png(make()) for name, make in (extra_figures or {}).items()})
     summary = [
         f"FLOPs per team step: {first['flops']:,} → {last['flops']:,} "
         f"(<b>{first['flops'] / max(last['flops'], 1):.1f}× fewer</b>)",

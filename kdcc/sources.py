@@ -39,6 +39,16 @@ def teacher_kind(path: str | Path) -> str:
 
 
 def load_teacher_source(path: str | Path, config: str | Path | None = None) -> Teacher:
+    """The teacher, its spec completed with each agent's own sizes when the scenario's agents differ."""
+    from dataclasses import replace
+
+    from kdcc.mpe import with_agent_sizes
+
+    teacher = _load(path, config)
+    return replace(teacher, spec=with_agent_sizes(teacher.spec))
+
+
+def _load(path: str | Path, config: str | Path | None) -> Teacher:
     kind = teacher_kind(path)
     if kind == "model-dir":
         from kdcc.epymarl import load_model_dir

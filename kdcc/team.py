@@ -29,8 +29,8 @@ class TeamStep(nn.Module):
         n, a = spec.n_agents, spec.n_actions
         self.register_buffer("action_ids", torch.arange(a))
         self.register_buffer("agent_ids", torch.eye(n))
-        mask = torch.zeros(n, a) if avail is None else (1.0 - avail.float()) * -1e9
-        self.register_buffer("unavail_bias", mask)
+        avail = torch.tensor(spec.avail()) if avail is None else avail.float()
+        self.register_buffer("unavail_bias", (1.0 - avail) * -1e9)
 
     def forward(self, obs, last_actions, hidden, state):
         parts = [obs]

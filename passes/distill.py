@@ -76,8 +76,13 @@ def _unit_costs(spec, profile) -> dict[str, float]:
     device = choose_device(ops, profile)[0]
     full = estimate(ops, device).total.latency_us
     w = spec.agent.hidden_dim
-    smaller = estimate(candidate_ops(spec.with_agent(hidden_dim=max(1, w - 1))), device).total.latency_us
-    per_unit = max(full - smaller, 0.0) / full
+    if spec.agent.split:  # one unit fewer in every agent's network, shared out per unit
+        narrower = tuple(max(1, x - 1) for x in spec.agent.widths)
+        smaller_spec, units = spec.with_agent(widths=narrower, hidden_dim=max(narrower)), spec.n_agents
+    else:
+        smaller_spec, units = spec.with_agent(hidden_dim=max(1, w - 1)), 1
+    smaller = estimate(candidate_ops(smaller_spec), device).total.latency_us
+    per_unit = max(full - smaller, 0.0) / full / units
     n_in, a = spec.input_dim, spec.n_actions
     fc1_flops, rnn_flops = n_in, (6 * w if spec.recurrent else w) + a
     share = fc1_flops / (fc1_flops + rnn_flops)
@@ -95,12 +100,16 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: 
         q, h = agent(x, h)
         qs.append(q.view(B, n, -1))
     q_s, h_s = torch.stack(qs, 1), torch.stack(hs, 1)
-    q_t = batch["q"]
+    q_t, avail = batch["q"], None
+    if spec.heterogeneous:  # compare policies over the actions each agent has
+        avail = torch.tensor(spec.avail())
+        bias = (1.0 - avail) * -1e9
+        q_s, q_t = q_s + bias, q_t + bias
     chosen = q_s.gather(-1, q_t.argmax(-1, keepdim=True)).squeeze(-1)
     q_tot = mixer(chosen.reshape(B * T, n), batch["state"].reshape(B * T, -1)).view(B, T)
     terms = {
         "kl": L.policy_kl(q_s, q_t, o["tau"]),
-        "q": L.q_regression(q_s, q_t),
+        "q": L.q_regression(q_s, q_t, avail),
         "ce": L.greedy_ce(q_s, q_t, o["tau"]),
         "relation": L.relation(h_s[:, 1:], batch["hidden"][:, 1:]) if T > 1 else q_s.new_zeros(()),
         "value": L.value(q_tot, batch["q_tot"]),

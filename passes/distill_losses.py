@@ -30,9 +30,13 @@ def policy_kl(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float) -> t
     return kl.mean()
 
 
-def q_regression(q_student: torch.Tensor, q_teacher: torch.Tensor) -> torch.Tensor:
-    """Mean squared Q error over the teacher's Q variance (scale-free)."""
-    return ((q_student - q_teacher) ** 2).mean() / (q_teacher.var() + 1e-6)
+def q_regression(q_student: torch.Tensor, q_teacher: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared Q error over the teacher's Q variance (scale-free); with `avail` [n, A] (1 = the agent
+    has the action), over the actions agents have only."""
+    if avail is None:
+        return ((q_student - q_teacher) ** 2).mean() / (q_teacher.var() + 1e-6)
+    m = avail.expand_as(q_teacher).bool()
+    return ((q_student - q_teacher)[m] ** 2).mean() / (q_teacher[m].var() + 1e-6)
 
 
 def greedy_ce(q_student: torch.Tensor, q_teacher: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
@@ -56,7 +60,12 @@ def value(q_tot_student: torch.Tensor, q_tot_teacher: torch.Tensor) -> torch.Ten
 
 
 def gru_unit_norms(agent) -> dict[str, torch.Tensor]:
-    """‖θ_j‖₂ of every hidden unit's parameter group, per layer (fc1 units, rnn units)."""
+    """‖θ_j‖₂ of every hidden unit's parameter group, per layer (fc1 units, rnn units); for one network
+    per agent (`nets.<i>`), every agent's units together."""
+    if hasattr(agent, "nets"):
+        nets = [agent.get_submodule(f"nets.{i}") for i in range(len(list(agent.nets.children())))]
+        parts = [gru_unit_norms(net) for net in nets]
+        return {k: torch.cat([p[k] for p in parts]) for k in ("fc1", "rnn")}
     H = agent.fc2.weight.shape[1]
     fc1 = torch.sqrt(agent.fc1.weight.pow(2).sum(1) + agent.fc1.bias.pow(2) + 1e-12)
     if isinstance(agent.rnn, torch.nn.GRUCell):

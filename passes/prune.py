@@ -16,11 +16,16 @@ budget is kept (default budget: `Budget.ratio`× fewer FLOPs than the teacher).
 If no GRU width fits, a feed-forward agent is tried (the GRU's n-gate input
 weights seed it); distillation then restores fidelity. An unreachable budget
 is an error that states the smallest reachable cost.
+
+A heterogeneous team (agents with different observation or action sizes) gets
+one network per agent instead, each with its own width (`prune_split`): the
+units each agent keeps are scored on that agent's steps alone.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +35,8 @@ from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.passes.base import Budget, PassContext, register
 from kdcc.qmix import build_inputs
-from kdcc.student import candidate_ops, slice_agent, slice_hypernets
+from kdcc.passes.prune_split import allocate_widths, importance_kept
+from kdcc.student import candidate_ops, slice_agent, slice_hypernets, split_agent
 
 
 def _cost(ops, profile, budget_device=None):
@@ -52,7 +58,9 @@ def _budget_limits(budget: Budget, teacher_flops: int) -> dict[str, float]:
     return limits or {"flops": teacher_flops / budget.ratio}
 
 
-def _agent_scores(program: Program, ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _agent_scores(program: Program, ctx: PassContext,
+                  per_agent: bool = False) -> tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]:
+    """(fc1 unit scores, rnn unit scores) over all steps; with `per_agent`, a pair per agent on its own rows."""
     arr, spec, agent = ctx.dataset.arrays, program.spec, program.agent
     x = build_inputs(spec, torch.from_numpy(arr["obs"]), torch.from_numpy(arr["last_actions"]))
     x = x.reshape(-1, spec.input_dim)
@@ -64,9 +72,12 @@ def _agent_scores(program: Program, ctx: PassContext) -> tuple[torch.Tensor, tor
         else:
             h = F.relu(agent.rnn(a))
             w_in, w_rec = agent.rnn.weight, torch.zeros(1, spec.agent.hidden_dim)
-    fc1_score = a.abs().mean(0) * w_in.norm(dim=0)
-    rnn_score = h.abs().mean(0) * (agent.fc2.weight.norm(dim=0) + w_rec.norm(dim=0))
-    return fc1_score, rnn_score
+    fc1_w, rnn_w = w_in.norm(dim=0), agent.fc2.weight.norm(dim=0) + w_rec.norm(dim=0)
+    if per_agent:
+        n, H = spec.n_agents, spec.agent.hidden_dim
+        a, h = a.abs().view(-1, n, H), h.abs().view(-1, n, H)
+        return [(a[:, i].mean(0) * fc1_w, h[:, i].mean(0) * rnn_w) for i in range(n)]
+    return a.abs().mean(0) * fc1_w, h.abs().mean(0) * rnn_w
 
 
 def _hypernet_scores(program: Program, ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,11 +102,12 @@ def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("prune needs a dataset (pass --dataset or let compile collect one)")
     spec = program.spec
+    if spec.heterogeneous and not spec.agent.split:
+        return _run_split(program, ctx)
     teacher_ops = team_ops(program)
     teacher_flops = sum(c.flops for _, c in teacher_ops)
     limits = _budget_limits(ctx.budget, teacher_flops)
     qmix_2layer = spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2
-    ratio_of_h = lambda w: max(1, round(spec.mixer.hypernet_embed * w / spec.agent.hidden_dim))  # noqa: E731
     _, device = _cost(teacher_ops, ctx.profile)
     multiple = device.preferred_multiple
     smallest = None
@@ -105,7 +117,7 @@ def run(program: Program, ctx: PassContext) -> Program:
         for w in _widths(spec.agent.hidden_dim, multiple):
             cand = spec.with_agent(hidden_dim=w, kind=kind)
             if qmix_2layer:
-                cand = cand.with_mixer(hypernet_embed=ratio_of_h(w))
+                cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, w))
             mixer = None if spec.mixer.kind == "qmix" else program.mixer
             cost, _ = _cost(candidate_ops(cand, mixer), ctx.profile, device)
             if smallest is None or cost["flops"] < smallest["flops"]:
@@ -121,20 +133,72 @@ def run(program: Program, ctx: PassContext) -> Program:
         raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want}; the smallest "
                         f"reachable student costs {reach}")
     kind, width, cost = chosen
+    mixer_gm, mixer_decision, new_spec_m = _pruned_mixer(program, ctx, spec, width)
     fc1_score, rnn_score = _agent_scores(program, ctx)
     keep_fc1 = fc1_score.topk(width).indices
     keep_rnn = rnn_score.topk(width).indices
     agent, new_spec = slice_agent(program.agent, spec, keep_fc1, keep_rnn, kind)
-    mixer_gm = copy.deepcopy(program.mixer)
     decision = {"width": width, "kind": kind, "device": device.name, "multiple": multiple,
                 "limits": {k: round(v, 4) for k, v in limits.items()},
                 "estimate": {k: round(v, 4) for k, v in cost.items()},
-                "kept_fc1": sorted(keep_fc1.tolist()), "kept_rnn": sorted(keep_rnn.tolist())}
-    if qmix_2layer:
-        s1, sf = _hypernet_scores(program, ctx)
-        keep = ratio_of_h(width)
-        mixer, new_spec2 = slice_hypernets(program.mixer, new_spec, s1.topk(keep).indices, sf.topk(keep).indices)
-        new_spec, mixer_gm = new_spec2, trace(mixer, "Mixer")
-        decision["hypernet_embed"] = keep
+                "kept_fc1": sorted(keep_fc1.tolist()), "kept_rnn": sorted(keep_rnn.tolist()), **mixer_decision}
+    new_spec = replace(new_spec, mixer=new_spec_m.mixer)
+    out = Program(new_spec, trace(agent, "Agent"), mixer_gm, None, program.history)
+    return out.with_decision("prune", **decision)
+
+
+def _hypernet_width(spec, width: int) -> int:
+    """Hypernetwork units kept for an agent width: the teacher's ratio of the two."""
+    return max(1, round(spec.mixer.hypernet_embed * width / spec.agent.hidden_dim))
+
+
+def _pruned_mixer(program: Program, ctx: PassContext, spec, width: int):
+    """(mixer graph, decision entries, spec with its mixer) once agents have `width` units: a 2-layer
+    QMIX mixer keeps the teacher's ratio of hypernetwork to agent units; other mixers stay as they are."""
+    if not (spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2):
+        return copy.deepcopy(program.mixer), {}, spec
+    s1, sf = _hypernet_scores(program, ctx)
+    keep = _hypernet_width(spec, width)
+    mixer, new_spec = slice_hypernets(program.mixer, spec, s1.topk(keep).indices, sf.topk(keep).indices)
+    return trace(mixer, "Mixer"), {"hypernet_embed": keep}, new_spec
+
+
+def _run_split(program: Program, ctx: PassContext) -> Program:
+    """Heterogeneous agents: one network per agent, widths shared out by the cost model (prune_split)."""
+    spec = program.spec
+    teacher_ops = team_ops(program)
+    limits = _budget_limits(ctx.budget, sum(c.flops for _, c in teacher_ops))
+    _, device = _cost(teacher_ops, ctx.profile)
+    allowed = sorted(_widths(spec.agent.hidden_dim, device.preferred_multiple))
+    scores = _agent_scores(program, ctx, per_agent=True)
+    mixer = None if spec.mixer.kind == "qmix" else program.mixer
+    smallest = None
+    for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
+        def cost(widths, kind=kind):
+            cand = spec.with_agent(kind=kind, hidden_dim=max(widths), widths=widths)
+            if mixer is None and spec.mixer.hypernet_layers == 2:
+                cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, max(widths)))
+            return _cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
+
+        narrowest = cost(tuple(allowed[0] for _ in scores))
+        smallest = narrowest if smallest is None or narrowest["flops"] < smallest["flops"] else smallest
+        found = allocate_widths(scores, allowed, cost, limits)
+        if found:
+            break
+    if not found:
+        reach = ", ".join(f"{k} {smallest[k]:,.4g}" for k in limits)
+        want = ", ".join(f"{_OPTION[k]} {v:,.4g}" for k, v in limits.items())
+        raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want}; the smallest "
+                        f"reachable student (one network per agent) costs {reach}")
+    widths, est = found
+    keeps = [(f.topk(w).indices, r.topk(w).indices) for (f, r), w in zip(scores, widths)]
+    agent, new_spec = split_agent(program.agent, spec, keeps, kind)
+    mixer_gm, mixer_decision, new_spec_m = _pruned_mixer(program, ctx, spec, max(widths))
+    new_spec = replace(new_spec, mixer=new_spec_m.mixer)
+    decision = {"widths": list(widths), "kind": kind, "device": device.name, "multiple": device.preferred_multiple,
+                "limits": {k: round(v, 4) for k, v in limits.items()},
+                "estimate": {k: round(v, 4) for k, v in est.items()},
+                "importance_kept": [round(importance_kept(s, w), 4) for s, w in zip(scores, widths)],
+                "kept_rnn": [sorted(r.tolist()) for _, r in keeps], **mixer_decision}
     out = Program(new_spec, trace(agent, "Agent"), mixer_gm, None, program.history)
     return out.with_decision("prune", **decision)

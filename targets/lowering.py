@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import io
 import operator
+import warnings
 from pathlib import Path
 
 import torch
@@ -165,7 +166,8 @@ def onnx_bytes(module: nn.Module, spec: MarlSpec) -> bytes:
 
     gm = decompose_recurrent(module).eval()
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # per-agent input slices
         torch.onnx.export(gm, team_example_inputs(spec), buf, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES))
     model = onnx.load_from_string(buf.getvalue())

@@ -31,6 +31,20 @@ def make_tiny_teacher(path: Path, seed: int = 0, **spec_kw) -> Path:
     return path
 
 
+def speaker_listener_spec(hidden: int = 32) -> MarlSpec:
+    """Heterogeneous: a speaker (obs 3, 3 actions) and a listener (obs 11, 5 actions), padded to 11 and 5."""
+    return MarlSpec(n_agents=2, obs_dim=11, state_dim=14, n_actions=5, agent=AgentSpec("rnn", hidden),
+                    mixer=MixerSpec("qmix", 8, 2, 16), env=EnvSpec("simple_speaker_listener_v4", {"max_cycles": 25}),
+                    obs_sizes=(3, 11), action_sizes=(3, 5))
+
+
+def make_speaker_listener_teacher(path: Path, seed: int = 0, hidden: int = 32) -> Path:
+    torch.manual_seed(seed)
+    spec = speaker_listener_spec(hidden)
+    save_teacher(path, spec, build_agent(spec), build_mixer(spec), {"trainer": "tests", "seed": seed})
+    return path
+
+
 @pytest.fixture
 def tiny_teacher(tmp_path) -> Path:
     return make_tiny_teacher(tmp_path / "tiny.pt")

@@ -1,0 +1,120 @@
+"""`compile --pareto`: the budget-vs-score trade-off around the budget asked for.
+
+The passes from prune to distill are re-run from the same program (what the
+pipeline had before prune) under the budget scaled by each factor (every limit
+given × f, or the default FLOP ratio ÷ f); each student is costed by the cost
+model and scored in MPE (mean team return over the same seeds as the teacher)
+and on the probe. Points no other point beats on both estimated latency and
+return form the Pareto front. A factor whose budget is unreachable is listed as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+from kdcc.errors import KdccError
+from kdcc.mpe import make_env
+from kdcc.passes import get_pass
+from kdcc.passes.base import Budget
+from kdcc.passes.manager import program_metrics
+from kdcc.probe import fidelity, make_probe, replay
+from kdcc.progress import is_quiet, stderr_console
+from kdcc.rollout import TorchPolicy, run_episodes
+
+__all__ = ["FACTORS", "budget_sweep", "pareto_markdown", "pareto_figure"]
+
+FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's own student)
+
+
+def scaled(budget: Budget, factor: float) -> Budget:
+    limits = {k: getattr(budget, k) * factor for k in ("flops", "bytes", "latency_us", "energy_uj")
+              if getattr(budget, k) is not None}
+    return replace(budget, **limits) if limits else replace(budget, ratio=budget.ratio / factor)
+
+
+def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, seed: int) -> dict[str, Any]:
+    m = program_metrics(program, ctx.profile)
+    fid = fidelity(replay(program.team_module(), program.spec, probe), probe)
+    ret = run_episodes(env, TorchPolicy(program.spec, program.team_module()), episodes, seed)
+    widths = list(program.spec.agent.widths) or program.spec.agent.hidden_dim
+    return {"label": label, "factor": factor, "width": widths, "kind": program.spec.agent.kind,
+            "flops": m["flops"], "latency_us": m["latency_us"], "energy_uj": m["energy_uj"], "device": m["device"],
+            "agreement": round(fid["action_agreement"], 4), "return": round(ret.mean, 3),
+            "return_std": round(ret.std, 3)}
+
+
+def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Students at the scaled budgets, the compile's own, and the teacher: costs, returns, the front."""
+    names = [r.name for r in result.records]
+    if "prune" not in names or "distill" not in names[names.index("prune"):]:
+        raise KdccError("--pareto needs a pipeline with prune followed by distill")
+    first, last = names.index("prune"), names.index("distill", names.index("prune"))
+    start, ctx = result.records[first - 1].program, result.ctx
+    probe, env = make_probe(ctx.teacher), make_env(ctx.teacher.spec.env)
+    points = [_point("asked", 1.0, result.records[last].program, ctx, probe, env, episodes, seed)]
+    for f in factors:
+        if not is_quiet():
+            stderr_console.print(f"[dim]pareto: budget × {f:g}[/dim]")
+        sub = replace(ctx, budget=scaled(ctx.budget, f))
+        program = start
+        try:
+            for name in names[first:last + 1]:
+                program = get_pass(name).run(program, sub)
+        except KdccError as e:
+            points.append({"label": f"× {f:g}", "factor": f, "unreachable": str(e)})
+            continue
+        points.append(_point(f"× {f:g}", f, program, ctx, probe, env, episodes, seed))
+    points.sort(key=lambda p: p["factor"])
+    reached = [p for p in points if "unreachable" not in p]
+    for p in reached:
+        p["on_front"] = not any(q is not p and q["latency_us"] <= p["latency_us"] and q["return"] >= p["return"]
+                                and (q["latency_us"], q["return"]) != (p["latency_us"], p["return"]) for q in reached)
+    teacher = run_episodes(env, TorchPolicy.from_modules(ctx.teacher.spec, ctx.teacher.agent, ctx.teacher.mixer,
+                                                         env.avail), episodes, seed)
+    teacher_m = result.records[0].metrics
+    return {"points": points, "episodes": episodes, "seed": seed,
+            "teacher": {"return": round(teacher.mean, 3), "latency_us": teacher_m["latency_us"],
+                        "flops": teacher_m["flops"]}}
+
+
+def pareto_markdown(sweep: dict[str, Any]) -> str:
+    head = ["| budget | agent width | FLOPs/step | est. µs | est. µJ | action agree | team return | front |",
+            "|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for p in sweep["points"]:
+        if "unreachable" in p:
+            rows.append(f"| {p['label']} | unreachable | | | | | | |")
+            continue
+        rows.append(f"| {p['label']} | {p['kind']} {p['width']} | {p['flops']:,} | {p['latency_us']:.2f} "
+                    f"({p['device']}) | {p['energy_uj']:.2f} | {p['agreement']:.3f} | {p['return']:.2f} ± "
+                    f"{p['return_std']:.2f} | {'●' if p['on_front'] else ''} |")
+    t = sweep["teacher"]
+    return ("\n".join(head + rows) + f"\n\nBudget: the one asked for (1×) scaled by each factor; team return: "
+            f"mean ± std over {sweep['episodes']} MPE episodes, seeds {sweep['seed']}–"
+            f"{sweep['seed'] + sweep['episodes'] - 1}; the teacher scores {t['return']:.2f} on them "
+            f"({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
+
+
+def pareto_figure(sweep: dict[str, Any]):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    pts = [p for p in sweep["points"] if "unreachable" not in p]
+    front = sorted((p for p in pts if p["on_front"]), key=lambda p: p["latency_us"])
+    ax.plot([p["latency_us"] for p in front], [p["return"] for p in front], "-", color="#c44e52", lw=1.5,
+            label="Pareto front")
+    for p in pts:
+        ax.errorbar(p["latency_us"], p["return"], yerr=p["return_std"] / sweep["episodes"] ** 0.5, fmt="o",
+                    color="#c44e52" if p["label"] == "asked" else "#4c72b0", capsize=3)
+        ax.annotate(f"{p['label']} ({p['width']})", (p["latency_us"], p["return"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    ax.axhline(sweep["teacher"]["return"], ls="--", color="gray",
+               label=f"teacher ({sweep['teacher']['latency_us']:.1f} µs est.)")
+    ax.set_xlabel(f"estimated latency per team step on {pts[0]['device']} (µs)" if pts else "estimated latency (µs)")
+    ax.set_ylabel("team return (mean ± s.e.)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("budget vs score")
+    return fig

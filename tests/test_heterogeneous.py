@@ -1,0 +1,74 @@
+"""Speaker–listener end to end: a tiny heterogeneous teacher compiled for the host, evaluated from its
+bundle, with the budget-vs-score front in its report."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kdcc.bundle_policy import open_bundle_policy
+from kdcc.compile import compile_teacher
+from kdcc.driver import CompileOptions
+from kdcc.mpe import make_env
+from kdcc.passes import Budget
+from kdcc.rollout import TorchPolicy, run_episodes
+from tests.conftest import make_speaker_listener_teacher
+
+FAST = {"distill.steps": 30, "distill.dagger_every": 0, "approximate-mixer.steps": 30}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hetero")
+    teacher = make_speaker_listener_teacher(d / "sl.pt", seed=3, hidden=32)
+    out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
+        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, pareto=True))
+    return teacher, out
+
+
+def test_the_bundle_holds_one_network_per_agent_and_runs_them(compiled):
+    _, out = compiled
+    doc = json.loads((out.out_dir / "profile.json").read_text())
+    spec = out.result.program.spec
+    assert spec.agent.split and doc["spec"]["agent"]["widths"] == list(spec.agent.widths)
+    assert doc["spec"]["obs_sizes"] == [3, 11] and doc["spec"]["action_sizes"] == [3, 5]
+    bundle_spec, policy, runs = open_bundle_policy(out.out_dir)
+    assert runs == "compiled host library" and bundle_spec == spec
+    env = make_env(spec.env)
+    torch_policy = TorchPolicy(spec, out.result.program.team_module())
+    obs, state = env.reset(seed=7)
+    last = np.full(2, -1, np.int64)
+    policy.reset()
+    for _ in range(10):  # the compiled library and the torch student act alike, each agent within its actions
+        acts = policy.step(obs, last, state)
+        assert np.array_equal(acts, torch_policy.step(obs, last, state))
+        assert acts[0] < 3 and acts[1] < 5
+        step = env.step(acts)
+        obs, state, last = step.obs, step.state, acts.astype(np.int64)
+
+
+def test_eval_json_of_the_bundle_matches_the_student_in_torch(compiled):
+    _, out = compiled
+    program = out.result.program
+    expected = run_episodes(make_env(program.spec.env), TorchPolicy(program.spec, program.team_module()), 3, 0)
+    proc = subprocess.run([sys.executable, "-m", "kdcc", "eval", str(out.out_dir), "--episodes", "3", "--json"],
+                          capture_output=True, text=True, check=True)
+    got = json.loads(proc.stdout)
+    assert got["mean"] == pytest.approx(float(expected.mean), abs=1e-6)
+
+
+def test_pareto_front_is_in_the_reports(compiled):
+    _, out = compiled
+    sweep = json.loads((out.out_dir / "pareto.json").read_text())
+    factors = [p["factor"] for p in sweep["points"]]
+    assert factors == [0.25, 0.5, 1.0, 2.0]
+    reached = [p for p in sweep["points"] if "unreachable" not in p]
+    assert any(p["on_front"] for p in reached)
+    flops = [p["flops"] for p in reached]
+    assert flops == sorted(flops)  # a bigger budget never gives a smaller student
+    best = max(reached, key=lambda p: p["return"])
+    assert best["on_front"]  # the best return is on the front by definition
+    assert "## Budget vs score" in (out.out_dir / "report.md").read_text()
+    assert 'alt="budget_vs_score"' in (out.out_dir / "report.html").read_text()
