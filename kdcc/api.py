@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from kdcc.errors import KdccError
 from kdcc.fileio import check_writable
 from kdcc.ir.spec import MarlSpec
 from kdcc.mpe import make_env
-from kdcc.progress import progress_bar
+from kdcc.progress import note, progress_bar
 from kdcc.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
 from kdcc.teacher import Teacher
 
@@ -51,9 +50,12 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> tuple[Mar
     if p.is_dir() and (p / "profile.json").is_file():
         from kdcc.bundle_policy import open_bundle_policy
 
+        if config is not None:
+            raise KdccError(f"--config {config}: {p} is a compiled bundle, which carries its own spec; --config "
+                            "applies to an EPyMARL/PyMARL model directory or an ONNX teacher")
         spec, policy, runs = open_bundle_policy(p)
         if runs != "compiled host library":
-            print(f"kdcc: note: {p}: evaluating {runs}", file=sys.stderr)
+            note(f"{p}: evaluating {runs}")
         return spec, policy, None
     teacher = load_teacher_like(p, config)
     env = make_env(teacher.spec.env)
@@ -66,10 +68,12 @@ def _returns(env, policy, episodes, seed, label):
 
 
 def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
-             teacher_path: str | Path | None = None, config: str | Path | None = None) -> EvalResult:
+             teacher_path: str | Path | None = None, config: str | Path | None = None,
+             teacher_config: str | Path | None = None) -> EvalResult:
     """Mean team return of a policy, of a uniform random policy and (if given) the teacher, same seeds.
 
-    `config` is the policy's --config (a model directory's config.json, an ONNX teacher's spec)."""
+    `config` is the policy's --config (a model directory's config.json, an ONNX teacher's spec);
+    `teacher_config` the same for `teacher_path`."""
     if episodes <= 0:
         raise KdccError(f"--episodes must be positive, got {episodes}")
     spec, policy, _ = load_policy(policy_path, config)
@@ -78,7 +82,7 @@ def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
     rand = _returns(env, RandomPolicy(env.avail, seed), episodes, seed, "eval random")
     result = EvalResult(str(policy_path), episodes, seed, stats.mean, stats.std, rand.mean, rand.std)
     if teacher_path is not None:
-        t_spec, t_policy, _ = load_policy(teacher_path)
+        t_spec, t_policy, _ = load_policy(teacher_path, teacher_config)
         if t_spec.env != spec.env:
             raise KdccError(f"{teacher_path}: teacher was trained on {t_spec.env.id}, the policy on {spec.env.id}")
         teacher_mean = _returns(env, t_policy, episodes, seed, "eval teacher").mean

@@ -29,7 +29,7 @@ def _cmd_eval(args) -> int:
     from kdcc.api import evaluate
 
     r = evaluate(args.policy, episodes=args.episodes, seed=args.seed, teacher_path=args.teacher,
-                 config=args.config)
+                 config=args.config, teacher_config=args.teacher_config)
     if args.json:
         print(json.dumps(r.to_dict(), sort_keys=True))
         return 0
@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", help=CONFIG_HELP)
     e.add_argument("--episodes", type=int, default=100)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--teacher", help="teacher to normalise the score against")
+    e.add_argument("--teacher", help="teacher to normalise the score against (any teacher input)")
+    e.add_argument("--teacher-config", help="--config for the --teacher input")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_eval)
 

@@ -26,7 +26,6 @@ that contradicts the tensors is an error naming the file.
 from __future__ import annotations
 
 import pickle
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from kdcc.errors import KdccError
 from kdcc.fileio import read_json_object
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.mpe import SCENARIOS, env_dims
+from kdcc import progress
 from kdcc.teacher import Teacher, teacher_from_blob
 
 __all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", "load_model_dir",
@@ -251,10 +251,12 @@ def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files:
 
 def _report(name: str, notes: list[str]) -> None:
     """Print each note once per process: a compile loads the teacher more than once."""
+    if progress.is_quiet():
+        return
     for note in notes:
         if (name, note) not in _reported:
             _reported.add((name, note))
-            print(f"kdcc: note: {name}: {note}", file=sys.stderr)
+            progress.note(f"{name}: {note}")
 
 
 def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet: bool = False) -> Teacher:

@@ -1,4 +1,5 @@
-"""Progress bars on stderr (rich) with rate and ETA; silent when quiet, in CI or off a terminal."""
+"""Progress bars on stderr (rich) with rate and ETA; silent when quiet, in CI or off a terminal.
+Notes (one line each, on stderr) are silent only when quiet."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
-__all__ = ["progress_bar", "stderr_console", "set_quiet", "is_quiet"]
+__all__ = ["progress_bar", "stderr_console", "set_quiet", "is_quiet", "note"]
 
 stderr_console = Console(stderr=True)
 _quiet = False
@@ -24,6 +25,12 @@ def set_quiet(quiet: bool) -> None:
 
 def is_quiet() -> bool:
     return _quiet
+
+
+def note(text: str) -> None:
+    """A one-line `kdcc: note: ...` on stderr (what an import assumed, what eval runs); silent under --quiet."""
+    if not _quiet:
+        print(f"kdcc: note: {text}", file=sys.stderr)
 
 
 class _RateColumn(ProgressColumn):

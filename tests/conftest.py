@@ -45,6 +45,14 @@ def make_speaker_listener_teacher(path: Path, seed: int = 0, hidden: int = 32) -
     return path
 
 
+@pytest.fixture(autouse=True)
+def _not_quiet():
+    """`main([..., "-q"])` sets a process-wide flag: every test starts from the default."""
+    from kdcc.progress import set_quiet
+
+    set_quiet(False)
+
+
 @pytest.fixture
 def tiny_teacher(tmp_path) -> Path:
     return make_tiny_teacher(tmp_path / "tiny.pt")

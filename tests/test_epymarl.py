@@ -136,3 +136,24 @@ def test_config_for_a_teacher_file_is_refused(tiny_teacher, tmp_path):
         from kdcc.api import load_teacher_like
 
         load_teacher_like(tiny_teacher, tmp_path / "config.json")
+
+
+def test_eval_teacher_config_quiet_notes_and_bundle_config(tmp_path, capsys):
+    ckpt, config, *_ = write_model_dir(tmp_path / "results/models/run/7", tiny_spec(), "epymarl",
+                                       config_at=tmp_path / "configs" / "run.json")
+    cfg = json.loads(config.read_text())
+    del cfg["obs_agent_id"]  # something to assume, so there is a note to say
+    config.write_text(json.dumps(cfg))
+    argv = ["eval", str(ckpt), "--config", str(config), "--teacher", str(ckpt), "--teacher-config", str(config),
+            "--episodes", "2", "--json"]
+    assert main([*argv, "-q"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["normalised"] == pytest.approx(1.0) and out.err == ""  # --quiet: no notes
+    assert main(argv) == 0
+    assert "no 'obs_agent_id': assumed True" in capsys.readouterr().err
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "profile.json").write_text("{}")
+    assert main(["eval", str(bundle), "--config", str(config)]) == 2
+    assert "is a compiled bundle, which carries its own spec" in capsys.readouterr().err
