@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec"]
+__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec", "STATE_LAYOUTS"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,18 @@ class MixerSpec:
     hypernet_embed: int = 64
 
 
+STATE_LAYOUTS = ("env", "padded-obs")
+
+
 @dataclass(frozen=True)
 class EnvSpec:
-    """An mpe2 scenario and the keyword arguments of its `parallel_env`."""
+    """An mpe2 scenario, the keyword arguments of its `parallel_env`, and how the mixer's state is built:
+    "env" = mpe2's `env.state()`; "padded-obs" = the agents' zero-padded observations concatenated
+    (what EPyMARL's PettingZoo wrapper gives its mixer; differs from "env" when agents differ)."""
 
     id: str = "simple_spread_v3"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    state: str = "env"
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ class MarlSpec:
         d = asdict(self)
         for key in ("obs_sizes", "action_sizes"):
             d[key] = list(d[key]) if d[key] else d.pop(key)
+        if d["env"]["state"] == "env":
+            del d["env"]["state"]
         if d["agent"]["widths"]:
             d["agent"]["widths"] = list(d["agent"]["widths"])
         else:
@@ -136,7 +144,10 @@ class MarlSpec:
             d[key] = tuple(d.get(key, ()))
         mixer = MixerSpec(**d.pop("mixer", {}))
         env_d = dict(d.pop("env", {}))
-        env = EnvSpec(id=str(env_d.get("id", "simple_spread_v3")), kwargs=dict(env_d.get("kwargs", {})))
+        env = EnvSpec(id=str(env_d.get("id", "simple_spread_v3")), kwargs=dict(env_d.get("kwargs", {})),
+                      state=str(env_d.get("state", "env")))
+        if env.state not in STATE_LAYOUTS:
+            raise ValueError(f"spec.env.state must be one of {', '.join(STATE_LAYOUTS)}, got {env.state!r}")
         spec = cls(agent=agent, mixer=mixer, env=env, **d)
         for name in ("n_agents", "obs_dim", "state_dim", "n_actions"):
             value = getattr(spec, name)

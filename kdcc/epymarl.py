@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -237,13 +238,17 @@ def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files:
     dims = env_dims(env)
     recovered = {"n_agents": n, "obs_dim": obs_dim, "state_dim": mix["state_dim"], "n_actions": n_actions}
     wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items() if dims[k] != v]
+    if wrong and dims["state_dim"] != mix["state_dim"] and mix["state_dim"] == n * dims["obs_dim"]:
+        # EPyMARL's mixer state is the agents' padded observations concatenated (its gymma wrapper);
+        # for agents of different sizes that is not mpe2's env.state(): build the state its way
+        env = replace(env, state="padded-obs")
+        notes.append(f"state_dim {mix['state_dim']} = {n} × the padded observation ({dims['obs_dim']}): the "
+                     "mixer's state is built as EPyMARL builds it, the agents' padded observations concatenated")
+        dims = env_dims(env)
+        wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items()
+                 if dims[k] != v]
     if wrong:
-        hint = ""
-        if dims["state_dim"] != mix["state_dim"] and mix["state_dim"] == n * dims["obs_dim"]:
-            hint = (f"; EPyMARL's state is the agents' padded observations concatenated, which kdcc's "
-                    f"{env.id} state (mpe2's env.state()) is not")
-        raise KdccError(f"{cfg_path}: the checkpoint does not fit {env.id}{dict(env.kwargs)}: "
-                        f"{'; '.join(wrong)}{hint}")
+        raise KdccError(f"{cfg_path}: the checkpoint does not fit {env.id}{dict(env.kwargs)}: {'; '.join(wrong)}")
     return MarlSpec(agent=AgentSpec("rnn" if recurrent else "ff", hidden),
                     mixer=MixerSpec("qmix", mix["embed_dim"], mix["hypernet_layers"], mix["hypernet_embed"]),
                     env=env, obs_last_action=last_action, obs_agent_id=agent_id, **recovered)

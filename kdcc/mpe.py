@@ -4,7 +4,9 @@ Every step returns the observations of all agents stacked [n, obs_dim], the
 global state, and the team reward: the sum of all agents' rewards (so an
 episode's team return is summed over steps and agents, as EPyMARL reports it).
 Agents with smaller observations or action sets (speaker–listener) are
-zero-padded to the widest, and `avail` masks the actions an agent lacks.
+zero-padded to the widest, and `avail` masks the actions an agent lacks. The
+state is mpe2's `env.state()`, or (`EnvSpec.state == "padded-obs"`) the padded
+observations concatenated, as EPyMARL's PettingZoo wrapper builds it.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class TeamEnv:
         self.action_sizes = [int(self.env.action_space(a).n) for a in self.agents]
         self.obs_dim = max(self.obs_sizes)
         self.n_actions = max(self.action_sizes)
-        self.state_dim = int(self.env.state().shape[0])
+        self.state_layout = env_spec.state
+        self.state_dim = (self.n_agents * self.obs_dim if self.state_layout == "padded-obs"
+                          else int(self.env.state().shape[0]))
         self.max_steps = int(kwargs.get("max_cycles", 25))
         self.avail = np.zeros((self.n_agents, self.n_actions), dtype=np.float32)
         for i, k in enumerate(self.action_sizes):
@@ -65,16 +69,24 @@ class TeamEnv:
                 out[i, : self.obs_sizes[i]] = obs[a]
         return out
 
+    def _state(self, stacked: np.ndarray) -> np.ndarray:
+        if not self.env.agents:
+            return np.zeros(self.state_dim, np.float32)
+        if self.state_layout == "padded-obs":
+            return stacked.reshape(-1).copy()
+        return self.env.state().astype(np.float32)
+
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         obs, _ = self.env.reset(seed=int(seed))
-        return self._stack(obs), self.env.state().astype(np.float32)
+        stacked = self._stack(obs)
+        return stacked, self._state(stacked)
 
     def step(self, actions: np.ndarray) -> StepResult:
         act = {a: int(actions[i]) for i, a in enumerate(self.agents) if a in self.env.agents}
         obs, rew, term, trunc, _ = self.env.step(act)
         done = (not self.env.agents) or all(term.values()) or all(trunc.values())
-        state = self.env.state().astype(np.float32) if self.env.agents else np.zeros(self.state_dim, np.float32)
-        return StepResult(self._stack(obs), state, float(sum(rew.values())), bool(done))
+        stacked = self._stack(obs)
+        return StepResult(stacked, self._state(stacked), float(sum(rew.values())), bool(done))
 
 
 def make_env(env_spec: EnvSpec) -> TeamEnv:

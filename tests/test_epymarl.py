@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,14 +95,26 @@ def test_use_rnn_that_contradicts_the_weights(tmp_path):
         load_model_dir(ckpt, config)
 
 
-def test_epymarl_state_of_speaker_listener_is_named(tmp_path):
+def test_epymarl_speaker_listener_gets_its_padded_observation_state(tmp_path, capsys):
     # EPyMARL's state for PettingZoo envs is the padded observations concatenated: 2 × 11, not mpe2's 14
     spec = MarlSpec(n_agents=2, obs_dim=11, state_dim=22, n_actions=5, agent=tiny_spec().agent,
                     mixer=tiny_spec().mixer)
-    ckpt, config, *_ = write_model_dir(tmp_path / "results/models/run/1", spec, "epymarl",
-                                       key="pz-mpe-simple-speaker-listener-v4")
-    with pytest.raises(KdccError, match="state_dim 22 .* vs 14 .*padded observations concatenated"):
-        load_model_dir(ckpt, config)
+    ckpt, config, agent, mixer = write_model_dir(tmp_path / "results/models/run/1", spec, "epymarl",
+                                                 key="pz-mpe-simple-speaker-listener-v4")
+    from kdcc.api import load_teacher_like
+
+    teacher = load_teacher_like(ckpt, config)
+    assert teacher.spec.env.state == "padded-obs" and teacher.spec.state_dim == 22
+    assert teacher.spec.obs_sizes == (3, 11) and teacher.spec.action_sizes == (3, 5)
+    assert "the agents' padded observations concatenated" in capsys.readouterr().err
+    _same_outputs(teacher, agent, mixer, teacher.spec)
+    from kdcc.mpe import make_env
+
+    env = make_env(teacher.spec.env)
+    obs, state = env.reset(seed=3)
+    assert state.shape == (22,) and np.array_equal(state, obs.reshape(-1))
+    assert main(["eval", str(ckpt), "--config", str(config), "--episodes", "2", "--json", "-q"]) == 0
+    assert MarlSpec.from_dict(teacher.spec.to_dict()) == teacher.spec
 
 
 def test_no_config_found_asks_for_it(tmp_path):
