@@ -193,7 +193,8 @@ def render_inspect(info: dict[str, Any]) -> str:
     kind, s = info["kind"], info.get("summary", {})
     head = [("kind", kind), ("path", info["path"])]
     team = [("environment", f"{s['env']} {_fmt(s['env_kwargs'])}"), ("agents", s["n_agents"]),
-            ("obs / state / actions", f"{s['obs_dim']} / {s['state_dim']} / {s['n_actions']}"),
+            ("obs / state / actions", f"{s['obs_dim']} / {s['state_dim']} / {s['n_actions']}"
+             + (f" (per agent: obs {s['obs_sizes']}, actions {s['action_sizes']})" if "obs_sizes" in s else "")),
             ("agent input", f"{s['agent_input']} ({s['input_dim']})"), ("agent", s["agent"]),
             ("mixer", s["mixer"])] if s else []
     if kind == "teacher":

@@ -66,14 +66,18 @@ def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 20,
             continue
         points.append(_point(f"× {f:g}", f, program, ctx, probe, env, episodes, seed))
     points.sort(key=lambda p: p["factor"])
+    metric = next((k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(ctx.budget, k) is not None),
+                  "flops")
+    if metric == "bytes":
+        metric = "flops"  # bytes moved is not kept per point; FLOPs stand in
     reached = [p for p in points if "unreachable" not in p]
     for p in reached:
-        p["on_front"] = not any(q is not p and q["latency_us"] <= p["latency_us"] and q["return"] >= p["return"]
-                                and (q["latency_us"], q["return"]) != (p["latency_us"], p["return"]) for q in reached)
+        p["on_front"] = not any(q is not p and q[metric] <= p[metric] and q["return"] >= p["return"]
+                                and (q[metric], q["return"]) != (p[metric], p["return"]) for q in reached)
     teacher = run_episodes(env, TorchPolicy.from_modules(ctx.teacher.spec, ctx.teacher.agent, ctx.teacher.mixer,
                                                          env.avail), episodes, seed)
     teacher_m = result.records[0].metrics
-    return {"points": points, "episodes": episodes, "seed": seed,
+    return {"points": points, "episodes": episodes, "seed": seed, "metric": metric,
             "teacher": {"return": round(teacher.mean, 3), "latency_us": teacher_m["latency_us"],
                         "flops": teacher_m["flops"]}}
 
@@ -96,25 +100,34 @@ def pareto_markdown(sweep: dict[str, Any]) -> str:
             f"({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
 
 
+_AXES = {"flops": "FLOPs per team step", "latency_us": "estimated latency per team step (µs)",
+         "energy_uj": "estimated energy per team step (µJ)"}
+
+
 def pareto_figure(sweep: dict[str, Any]):
+    """Team return against the budget's metric (the front is drawn there) and against estimated latency."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
     pts = [p for p in sweep["points"] if "unreachable" not in p]
-    front = sorted((p for p in pts if p["on_front"]), key=lambda p: p["latency_us"])
-    ax.plot([p["latency_us"] for p in front], [p["return"] for p in front], "-", color="#c44e52", lw=1.5,
-            label="Pareto front")
-    for p in pts:
-        ax.errorbar(p["latency_us"], p["return"], yerr=p["return_std"] / sweep["episodes"] ** 0.5, fmt="o",
-                    color="#c44e52" if p["label"] == "asked" else "#4c72b0", capsize=3)
-        ax.annotate(f"{p['label']} ({p['width']})", (p["latency_us"], p["return"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
-    ax.axhline(sweep["teacher"]["return"], ls="--", color="gray",
-               label=f"teacher ({sweep['teacher']['latency_us']:.1f} µs est.)")
-    ax.set_xlabel(f"estimated latency per team step on {pts[0]['device']} (µs)" if pts else "estimated latency (µs)")
-    ax.set_ylabel("team return (mean ± s.e.)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.suptitle("budget vs score")
+    metric = sweep["metric"]
+    keys = [metric] + (["latency_us"] if metric != "latency_us" else ["flops"])
+    for ax, key in zip(fig.subplots(1, 2, sharey=True), keys):
+        if key == metric:
+            front = sorted((p for p in pts if p["on_front"]), key=lambda p: p[key])
+            ax.plot([p[key] for p in front], [p["return"] for p in front], "-", color="#c44e52", lw=1.5,
+                    label="Pareto front")
+        for p in pts:
+            ax.errorbar(p[key], p["return"], yerr=p["return_std"] / sweep["episodes"] ** 0.5, fmt="o",
+                        color="#c44e52" if p["label"] == "asked" else "#4c72b0", capsize=3)
+            ax.annotate(f"{p['label']} {p['width']}", (p[key], p["return"]), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        ax.axhline(sweep["teacher"]["return"], ls="--", color="gray", label="teacher")
+        ax.set_xlabel(_AXES[key] + (f" on {pts[0]['device']}" if pts and key != "flops" else ""))
+        if key == "flops":
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.axes[0].set_ylabel("team return (mean ± s.e.)")
+    fig.suptitle(f"budget vs score ({sweep['episodes']} MPE episodes per point)")
     return fig

@@ -136,10 +136,34 @@ def _decisions(records: Sequence[PassRecord]) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _markdown_block(text: str) -> str:
+    """The markdown the extra sections are written in: pipe tables become tables, other lines paragraphs."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows
+                     if not set(r.replace("|", "").strip()) <= {"-", ":"}]
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+            out.append(f"<table><tr>{head}</tr>{body}</table>")
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.lstrip().startswith("|"):
+            rows.append(line)
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def html_report(teacher_name: str, target: str, records: Sequence[PassRecord], *,
                 extra_sections: Sequence[tuple[str, str]] = (),
                 extra_figures: dict[str, Callable[[], Any]] | None = None) -> str:
-    """The report as one HTML document (extra sections are markdown, shown as preformatted text;
+    """The report as one HTML document (extra sections are markdown: tables and paragraphs;
     extra figures are made by the given functions, under the report's fixed matplotlib style)."""
     import matplotlib
 
@@ -163,6 +187,6 @@ def html_report(teacher_name: str, target: str, records: Sequence[PassRecord], *
             "<h2>Pass by pass</h2>", _table(records), "<h2>Decisions</h2>", _decisions(records), "<h2>Plots</h2>"]
     body += [f'<figure><img alt="{name}" src="data:image/png;base64,{data}"></figure>' for name, data in images.items()]
     for heading, text in extra_sections:
-        body += [f"<h2>{html.escape(heading)}</h2>", f"<pre>{html.escape(text)}</pre>"]
+        body += [f"<h2>{html.escape(heading)}</h2>", _markdown_block(text)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -4,7 +4,8 @@
         -> (actions [n] int64, q [n, A], new_hidden [n, H], q_tot [1])
 
 Agents share weights, so the agent network runs once with the agents as its
-batch (one GEMM per layer instead of one per agent). Input construction lives
+batch (one GEMM per layer instead of one per agent); a student with one network
+per agent (`kdcc.qmix.SplitAgents`) runs each on its agent's row. Input construction lives
 in the graph: last action -1 means "none yet" and gives an all-zero one-hot;
 the agent-id one-hot is a constant. Actions are greedy over the actions each
 agent has (`avail`), and Q_tot is the mixer's value of those greedy actions.

@@ -9,6 +9,10 @@ mixer so a single call maps
 
     (obs, last_actions, hidden, state) -> (actions, q, new_hidden, q_tot).
 
+A student with one network per agent (heterogeneous teams) runs each agent's
+network on its own slice of the inputs inside the same graph, so the one call
+and its interface are unchanged.
+
 Exact: the outputs equal the agent graph run per agent followed by the mixer.
 """
 
@@ -30,5 +34,8 @@ def run(program: Program, ctx: PassContext) -> Program:
     avail = torch.from_numpy(make_env(src.spec.env).avail)
     team = trace(TeamStep(src.spec, src.agent, src.mixer, avail).eval(), "Team")
     out = src.copy(team=team)
+    if src.spec.agent.split:
+        return out.with_decision("fuse-team", applied=True, agent_networks=src.spec.n_agents,
+                                 nodes=len(team.graph.nodes))
     return out.with_decision("fuse-team", applied=True, agents_batched=src.spec.n_agents,
                              nodes=len(team.graph.nodes))

@@ -46,16 +46,19 @@ def _chunk_types(png: bytes) -> set[str]:
 
 def test_html_report_is_self_contained_and_byte_deterministic():
     records = _records()
-    page = html_report("tiny.pt", "orin", records, extra_sections=[("Ablation", "| a | b |")])
+    section = [("Ablation", "| a | b |\n|---|---|\n| 1 | <2> |\n\nTeam return: 20 episodes.")]
+    page = html_report("tiny.pt", "orin", records, extra_sections=section)
     with matplotlib.rc_context({"lines.linewidth": 7, "figure.facecolor": "red"}):  # a user's matplotlibrc
-        again = html_report("tiny.pt", "orin", records, extra_sections=[("Ablation", "| a | b |")])
+        again = html_report("tiny.pt", "orin", records, extra_sections=section)
     assert page == again
     pngs = _pngs(page)
     assert len(pngs) == 3  # cost per pass, fidelity per pass, the distill curve
     for png in pngs:
         assert png.startswith(b"\x89PNG") and not _chunk_types(png) & {"tEXt", "iTXt", "zTXt", "tIME"}
     assert "<script" not in page and "http" not in page.replace("http-equiv", "")
-    assert "40,000 → 2,000" in page and "<pre>| a | b |</pre>" in page
+    assert "40,000 → 2,000" in page
+    assert "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>&lt;2&gt;</td></tr></table>" in page
+    assert "<p>Team return: 20 episodes.</p>" in page
 
 
 def test_html_report_without_distill_has_no_curve():

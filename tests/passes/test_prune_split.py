@@ -105,3 +105,17 @@ def test_distill_trains_every_agents_network(hetero):
         after = student.agent.get_submodule(f"nets.{i}.fc1").weight
         assert not torch.equal(before, after)
     assert student.spec == pruned.spec
+
+
+def test_a_latency_budget_only_a_shared_network_meets_falls_back_to_it(hetero):
+    teacher, data = hetero
+    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    profile = load_profile("orin")
+    # on the Orin CPU profile two networks cost ~3.5 µs more in kernel overheads than one shared network
+    ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(latency_us=12.0))
+    out = get_pass("prune").run(program, ctx)
+    assert not out.spec.agent.split and "width" in out.history[-1]
+    assert out.history[-1]["estimate"]["latency_us"] <= 12.0
+    forced = get_pass("prune").run(program, PassContext(teacher=teacher, profile=profile, dataset=data,
+                                                        budget=Budget(ratio=3.0), options={"prune.split": 0}))
+    assert not forced.spec.agent.split
