@@ -27,10 +27,12 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/kdcc profile examples/spread_teacher.pt --target orin
-	$(BIN)/kdcc compile examples/spread_teacher.pt --target orin -o $(DEMO_OUT)/orin --force
+	$(BIN)/kdcc compile examples/spread_teacher.pt --target orin -o $(DEMO_OUT)/orin --force --pareto
 	$(BIN)/kdcc eval $(DEMO_OUT)/orin --episodes 100 --teacher examples/spread_teacher.pt
 	$(BIN)/kdcc compile examples/spread_teacher.pt --target host -o $(DEMO_OUT)/host --force
 	$(BIN)/kdcc eval $(DEMO_OUT)/host --episodes 100 --teacher examples/spread_teacher.pt
+	$(BIN)/kdcc compile examples/speaker_listener_teacher.pt --target host -o $(DEMO_OUT)/speaker_listener --force
+	$(BIN)/kdcc eval $(DEMO_OUT)/speaker_listener --episodes 100 --teacher examples/speaker_listener_teacher.pt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
