@@ -44,7 +44,7 @@ def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, s
             "return_std": round(ret.std, 3)}
 
 
-def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 20, seed: int = 0) -> dict[str, Any]:
+def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50, seed: int = 0) -> dict[str, Any]:
     """Students at the scaled budgets, the compile's own, and the teacher: costs, returns, the front."""
     names = [r.name for r in result.records]
     if "prune" not in names or "distill" not in names[names.index("prune"):]:
@@ -126,6 +126,7 @@ def pareto_figure(sweep: dict[str, Any]):
         ax.set_xlabel(_AXES[key] + (f" on {pts[0]['device']}" if pts and key != "flops" else ""))
         if key == "flops":
             ax.set_xscale("log")
+        ax.margins(x=0.15)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.axes[0].set_ylabel("team return (mean ± s.e.)")

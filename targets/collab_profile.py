@@ -51,6 +51,20 @@ def _input_construction(spec: MarlSpec) -> dict[str, Any]:
     return {"per_agent": parts, "input_dim": spec.input_dim, "built_inside_graph": True}
 
 
+def _roles(spec: MarlSpec) -> list[dict[str, Any]]:
+    """Each agent's network (shared, or its own of its width) and, when agents differ, its own sizes."""
+    roles = []
+    for i in range(spec.n_agents):
+        role: dict[str, Any] = {"agent": i, "role": "agent", "network": "shared"}
+        if spec.agent.split:
+            role.update(network="own", width=spec.agent.widths[i],
+                        reads_input_columns=spec.agent_input_cols(i))
+        if spec.heterogeneous:
+            role.update(obs_size=spec.obs_size(i), n_actions=spec.action_size(i))
+        roles.append(role)
+    return roles
+
+
 def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: list[dict[str, Any]],
                           runtime: dict[str, Any], verification: dict[str, Any], hashes: dict[str, Any],
                           meta: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +77,7 @@ def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: lis
                    "cuda_version": profile.cuda_version, "devices": [d.name for d in profile.devices]},
         "team": {
             "n_agents": spec.n_agents,
-            "roles": [{"agent": i, "role": "agent", "network": "shared"} for i in range(spec.n_agents)]
-                     + [{"role": "mixer", "consumes": "state and each agent's chosen Q", "produces": "q_tot"}],
+            "roles": _roles(spec) + [{"role": "mixer", "consumes": "state and each agent's chosen Q", "produces": "q_tot"}],
             "communication_at_execution": "none",
             "why_none": "each agent's action depends only on its own observation, last action and hidden "
                         "state; the global state feeds only the mixer's Q_tot",
@@ -73,7 +86,9 @@ def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: lis
         "io": _io(spec),
         "input_construction": _input_construction(spec),
         "hidden_state": {"kind": spec.agent.kind, "size_per_agent": spec.agent.hidden_dim,
-                         "reset": "zeros at the start of every episode (kdcc_policy_reset)"},
+                         "reset": "zeros at the start of every episode (kdcc_policy_reset)",
+                         **({"used_per_agent": list(spec.agent.widths),
+                             "padding": "columns past an agent's width stay zero"} if spec.agent.split else {})},
         "spec": spec.to_dict(),
         "entry_points": {
             "c": {"header": "include/kdcc_policy.h", "source": "src/kdcc_policy.cc",

@@ -34,6 +34,10 @@ def test_the_bundle_holds_one_network_per_agent_and_runs_them(compiled):
     spec = out.result.program.spec
     assert spec.agent.split and doc["spec"]["agent"]["widths"] == list(spec.agent.widths)
     assert doc["spec"]["obs_sizes"] == [3, 11] and doc["spec"]["action_sizes"] == [3, 5]
+    roles = doc["team"]["roles"][:2]
+    assert [r["network"] for r in roles] == ["own", "own"] and [r["width"] for r in roles] == list(spec.agent.widths)
+    assert roles[0]["reads_input_columns"] == [0, 1, 2, 11, 12, 13] and roles[0]["n_actions"] == 3
+    assert doc["hidden_state"]["used_per_agent"] == list(spec.agent.widths)
     bundle_spec, policy, runs = open_bundle_policy(out.out_dir)
     assert runs == "compiled host library" and bundle_spec == spec
     env = make_env(spec.env)
