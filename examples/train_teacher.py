@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.mpe import make_env
+from kdcc.mpe import make_env, with_agent_sizes
 from kdcc.qmix import build_agent, build_inputs, build_mixer
 from kdcc.teacher import save_teacher
 
@@ -143,9 +143,10 @@ def main(argv=None) -> int:
     env_spec = EnvSpec(args.env, defaults.get(args.env, {"max_cycles": 25}))
     envs = [make_env(env_spec) for _ in range(args.envs)]
     e0 = envs[0]
-    spec = MarlSpec(n_agents=e0.n_agents, obs_dim=e0.obs_dim, state_dim=e0.state_dim, n_actions=e0.n_actions,
-                    agent=AgentSpec("rnn", args.hidden),
-                    mixer=MixerSpec("qmix", args.embed, 2, args.hypernet_embed), env=env_spec)
+    spec = with_agent_sizes(MarlSpec(
+        n_agents=e0.n_agents, obs_dim=e0.obs_dim, state_dim=e0.state_dim, n_actions=e0.n_actions,
+        agent=AgentSpec("rnn", args.hidden), mixer=MixerSpec("qmix", args.embed, 2, args.hypernet_embed),
+        env=env_spec))
     agent, mixer = build_agent(spec), build_mixer(spec)
     t_agent, t_mixer = build_agent(spec), build_mixer(spec)
     t_agent.load_state_dict(agent.state_dict())

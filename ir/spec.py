@@ -124,7 +124,10 @@ class MarlSpec:
         """Plain data; the per-agent fields appear only when set, so homogeneous specs keep their v1 form."""
         d = asdict(self)
         for key in ("obs_sizes", "action_sizes"):
-            d[key] = list(d[key]) if d[key] else d.pop(key)
+            if d[key]:
+                d[key] = list(d[key])
+            else:
+                del d[key]
         if d["env"]["state"] == "env":
             del d["env"]["state"]
         if d["agent"]["widths"]:

@@ -19,7 +19,7 @@ import pytest
 
 from kdcc.cli import main as kdcc
 from kdcc.fileio import npz_bytes
-from tests.golden.make_golden import DATASET, RECORD, TEACHER, compile_args
+from tests.golden.make_golden import DATASET, RECORD, SL_RECORD, TEACHER, compile_args, sl_compile_args
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -64,6 +64,16 @@ def test_default_pipeline_matches_golden(fresh, capsys):
     assert status == 0, out
     assert "OK: no pass diverges" in out
     assert out.count("✓") == len(json.loads((RECORD / "manifest.json").read_text())["passes"])
+
+
+def test_speaker_listener_pipeline_matches_golden(tmp_path, capsys):
+    """A heterogeneous team: one network per agent, each its own width, pass by pass as recorded."""
+    fresh_sl = tmp_path / "record"
+    assert kdcc(sl_compile_args(fresh_sl)) == 0
+    status, out, _ = _check(capsys, fresh_sl, "--against", SL_RECORD)
+    assert status == 0, out
+    prune = json.loads(next(SL_RECORD.glob("*_prune/metrics.json")).read_text())
+    assert len(prune["decisions"]["widths"]) == 2
 
 
 def test_perturbed_prune_budget_is_blamed_on_prune(prune_perturbed, capsys):

@@ -91,3 +91,10 @@ def test_save_is_atomic_and_deterministic(tmp_path):
     b = make_tiny_teacher(tmp_path / "b.pt", seed=1)
     assert a.read_bytes() == b.read_bytes()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_homogeneous_spec_keeps_its_v1_form():
+    from tests.conftest import tiny_spec
+
+    d = tiny_spec().to_dict()
+    assert "obs_sizes" not in d and "action_sizes" not in d and "widths" not in d["agent"] and "state" not in d["env"]
