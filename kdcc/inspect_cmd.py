@@ -64,9 +64,12 @@ def _spec_summary(spec) -> dict[str, Any]:
                                                               if m.hypernet_layers == 2 else "")
         mixer = f"QMIX mixer, embed {m.embed_dim}, {hyper}"
     parts = ["obs"] + (["last action"] if spec.obs_last_action else []) + (["agent id"] if spec.obs_agent_id else [])
+    if spec.agent.split:  # each network reads its own agent's columns; the id is folded into its biases
+        parts = ["own obs"] + (["own last action"] if spec.obs_last_action else [])
     return {"env": spec.env.id, "env_kwargs": dict(spec.env.kwargs), "n_agents": spec.n_agents,
             "obs_dim": spec.obs_dim, "state_dim": spec.state_dim, "n_actions": spec.n_actions,
             "input_dim": spec.input_dim, "agent_input": " ‖ ".join(parts), "agent": agent, "mixer": mixer,
+            **({"input_dims": [len(spec.agent_input_cols(i)) for i in range(spec.n_agents)]} if spec.agent.split else {}),
             **({"obs_sizes": [spec.obs_size(i) for i in range(spec.n_agents)],
                 "action_sizes": [spec.action_size(i) for i in range(spec.n_agents)]} if spec.heterogeneous else {})}
 
@@ -195,7 +198,7 @@ def render_inspect(info: dict[str, Any]) -> str:
     team = [("environment", f"{s['env']} {_fmt(s['env_kwargs'])}"), ("agents", s["n_agents"]),
             ("obs / state / actions", f"{s['obs_dim']} / {s['state_dim']} / {s['n_actions']}"
              + (f" (per agent: obs {s['obs_sizes']}, actions {s['action_sizes']})" if "obs_sizes" in s else "")),
-            ("agent input", f"{s['agent_input']} ({s['input_dim']})"), ("agent", s["agent"]),
+            ("agent input", f"{s['agent_input']} ({s.get('input_dims', s['input_dim'])})"), ("agent", s["agent"]),
             ("mixer", s["mixer"])] if s else []
     if kind == "teacher":
         pairs = head + [("format", info["format"])] + team + [("parameters", info["params"]),
