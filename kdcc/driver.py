@@ -92,6 +92,9 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     teacher = load_teacher_like(teacher_path, opts.config)
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
+    if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):
+        raise KdccError("--pareto re-runs prune and distill at other budgets: the pipeline must have prune "
+                        f"followed by distill (it has: {', '.join(names)})")
     for key in opts.options:  # a misspelt pass name would otherwise be silently ignored
         if key.partition(".")[0] not in registered():
             raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "

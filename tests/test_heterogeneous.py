@@ -76,3 +76,12 @@ def test_pareto_front_is_in_the_reports(compiled):
     assert best["on_front"]  # the best return is on the front by definition
     assert "## Budget vs score" in (out.out_dir / "report.md").read_text()
     assert 'alt="budget_vs_score"' in (out.out_dir / "report.html").read_text()
+
+
+def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, capsys):
+    from kdcc.cli import main
+
+    teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
+    assert main(["compile", str(teacher), "--pipeline", "exact", "--pareto", "-o", str(tmp_path / "out")]) == 2
+    assert "--pareto re-runs prune and distill" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
