@@ -169,13 +169,20 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are bad input like any other: one line naming the problem, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = argparse.ArgumentParser(prog="kdcc", description="Compile multi-agent RL teachers into small, fast "
+    p = _Parser(prog="kdcc", description="Compile multi-agent RL teachers into small, fast "
                                 "students for edge targets (Jetson Orin).", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"kdcc {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     common.add_argument("-v", "--verbose", action="store_true", help="more detail, and tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

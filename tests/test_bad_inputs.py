@@ -277,6 +277,12 @@ for key, (option, name, problem) in OPTIONS.items():
 CASES["option-eval-episodes"] = Case(f"eval {T} --episodes 0", "--episodes", "must be positive")
 CASES["option-collect-epsilon"] = Case(f"collect {T} -o out.npz --epsilon 2", "--epsilon", r"must be in \[0, 1\]")
 CASES["option-calibrate-calls"] = Case("calibrate -o cal.toml --calls 0", "--calls", "must be positive")
+CASES["usage-missing-teacher"] = Case("compile --target host", "teacher", r"arguments are required.*see kdcc compile --help")
+CASES["usage-not-an-int"] = Case(f"eval {T} --episodes many", "--episodes", "invalid int value: 'many'")
+CASES["option-pareto-without-prune"] = Case(_compile(T, "--pipeline exact --pareto"), "--pareto",
+                                            "must have prune followed by distill")
+CASES["option-config-for-a-bundle"] = Case("eval BUNDLE --config cfg.json", "--config cfg.json",
+                                           "is a compiled bundle", (("BUNDLE/profile.json", b"{}"),))
 
 OLD = tuple((f"OUT/{k}", v) for k, v in OLD_BUNDLE.items())
 OUTPUTS = {
