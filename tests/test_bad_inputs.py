@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,20 +414,24 @@ def test_bad_inputs_leave_the_inputs_alone(results, inputs, inputs_before):
 # --------------------------------------------------------------------------- Ctrl-C
 
 
-def _interrupt_compile(cwd: Path, inputs: Path, extra: str = "") -> subprocess.CompletedProcess:
-    """Start a long compile, wait until distillation has begun, press Ctrl-C."""
+def _interrupt_compile(cwd: Path, inputs: Path, extra: str = "", after: str = "] prune",
+                       steps: int = 1_000_000, delay: float = 0.0) -> subprocess.CompletedProcess:
+    """Start a compile, wait for the progress line containing `after` (by default prune's: distillation,
+    of `steps` steps, is then under way) and `delay` seconds more, press Ctrl-C."""
     argv = [sys.executable, *CLI, *shlex.split(
         f"compile {inputs}/teacher.pt --target host -o OUT --record REC --dataset {inputs}/data.npz "
-        f"--budget-flops 2x --opt distill.steps=1000000 --opt approximate-mixer.steps=20 {extra}")]
+        f"--budget-flops 2x --opt distill.steps={steps} --opt approximate-mixer.steps=20 {extra}")]
     proc = subprocess.Popen(argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     try:
-        for line in proc.stderr:  # one progress line per pass; prune is the one before distill
+        for line in proc.stderr:  # one progress line per pass
             seen.append(line)
-            if "] prune" in line:
+            if after in line:
                 break
         else:
-            pytest.fail(f"compile ended before distillation: {''.join(seen)}")
+            pytest.fail(f"compile ended before {after!r}: {''.join(seen)}")
+        time.sleep(delay)
+        assert proc.poll() is None, "the compile finished before Ctrl-C: nothing was interrupted"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -437,6 +442,15 @@ def _interrupt_compile(cwd: Path, inputs: Path, extra: str = "") -> subprocess.C
 
 def test_ctrl_c_during_compile_leaves_no_output(tmp_path, inputs):
     r = _interrupt_compile(tmp_path, inputs)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.splitlines()[-1] == "kdcc compile: interrupted"
+    assert "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == [], "partial output or temp directories left behind"
+
+
+def test_ctrl_c_while_tvm_builds_leaves_no_output(tmp_path, inputs):
+    # the last pass's line is printed just before lowering, the TVM build and verification begin
+    r = _interrupt_compile(tmp_path, inputs, after="[08] eliminate-dead-code", steps=20, delay=0.5)
     assert r.returncode == 130, r.stderr
     assert r.stderr.splitlines()[-1] == "kdcc compile: interrupted"
     assert "Traceback" not in r.stderr
