@@ -290,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     # torch.export's own deprecation noise, raised while lowering to TVM: not the user's concern
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*", category=FutureWarning)
     try:
-        from kdcc.progress import set_quiet
+        from kdcc.progress import install_interrupt_handler, set_quiet
 
         set_quiet(args.quiet)
+        install_interrupt_handler()
         return int(args.func(args) or 0)
     except KdccError as e:
         if args.verbose:

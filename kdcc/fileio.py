@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kdcc.errors import KdccError
+from kdcc.progress import check_interrupted
 
 __all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
 
@@ -59,6 +60,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_bytes(data)
+        check_interrupted()
         tmp.replace(path)
     except OSError as e:
         raise KdccError(f"{path}: cannot write ({e.strerror or e})") from None
@@ -92,6 +94,7 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
             p = tmp / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
+        check_interrupted()  # the last moment a Ctrl-C can still leave `out` as it was
         old = None
         if out.exists():
             old = parent / f".{out.name}.old.{os.getpid()}"

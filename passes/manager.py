@@ -21,6 +21,7 @@ from kdcc.ir.printer import program_text, team_ops
 from kdcc.ir.program import Program
 from kdcc.passes.base import PassContext, get_pass
 from kdcc.probe import Probe, fidelity, replay
+from kdcc.progress import check_interrupted
 
 __all__ = ["PassRecord", "run_pipeline", "program_metrics", "select_passes", "Instrument"]
 
@@ -79,6 +80,7 @@ def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe
     for inst in instruments:
         inst(records[0], program)
     for i, name in enumerate(names, start=1):
+        check_interrupted()
         p = get_pass(name)
         if on_pass is not None:
             on_pass(name)

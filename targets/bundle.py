@@ -32,6 +32,7 @@ from torch import nn
 import kdcc
 from kdcc.errors import KdccError
 from kdcc.ir.spec import MarlSpec
+from kdcc.progress import check_interrupted
 from kdcc.targets import bundle_sources as src
 from kdcc.targets.profile import TargetProfile
 from kdcc.targets.collab_profile import collaboration_profile
@@ -170,6 +171,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     try:
         result = _build(module, spec, profile, tmp, out_dir, [Path(p) for p in inputs],
                         dict(extra_files or {}), dict(meta or {}))
+        check_interrupted()  # a Ctrl-C swallowed during the build must still leave `out_dir` as it was
         if out_dir.exists():
             out_dir.rename(old)
         tmp.rename(out_dir)
