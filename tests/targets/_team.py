@@ -6,10 +6,17 @@ import torch
 
 from kdcc.qmix import build_agent, build_mixer
 from kdcc.team import TeamStep
-from tests.conftest import tiny_spec
+from tests.conftest import speaker_listener_spec, tiny_spec
 
 
 def tiny_team(seed: int = 0, **spec_kw) -> TeamStep:
     torch.manual_seed(seed)
     spec = tiny_spec(**spec_kw)
+    return TeamStep(spec, build_agent(spec), build_mixer(spec)).eval()
+
+
+def tiny_split_team(seed: int = 0, widths: tuple[int, ...] = (8, 16)) -> TeamStep:
+    """Speaker–listener with one network per agent, of different widths (a heterogeneous student)."""
+    torch.manual_seed(seed)
+    spec = speaker_listener_spec().with_agent(widths=widths, hidden_dim=max(widths))
     return TeamStep(spec, build_agent(spec), build_mixer(spec)).eval()

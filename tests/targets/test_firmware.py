@@ -19,7 +19,7 @@ from kdcc.targets.profile import load_profile
 from kdcc.targets.tvm_build import HostPolicy
 from kdcc.targets.verify import probe_episode
 from tests.conftest import REPO
-from tests.targets._team import tiny_team
+from tests.targets._team import tiny_split_team, tiny_team
 
 FIRMWARE = REPO / "examples" / "firmware"
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("g++") is None,
@@ -82,8 +82,10 @@ def test_host_firmware_matches_python(tmp_path, episodes):
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None or shutil.which("qemu-aarch64") is None
                     or not Path("/usr/aarch64-linux-gnu/lib").is_dir(),
                     reason="needs g++-aarch64-linux-gnu and qemu-user")
-def test_orin_cpu_firmware_runs_under_qemu(tmp_path, episodes):
-    team = tiny_team()
+@pytest.mark.parametrize("make_team", [tiny_team, tiny_split_team], ids=["shared", "one-network-per-agent"])
+def test_orin_cpu_firmware_runs_under_qemu(tmp_path, make_team):
+    team = make_team()
+    episodes = [probe_episode(team.spec, 5, seed=100), probe_episode(team.spec, 3, seed=200)]
     bundle = tmp_path / "bundle"
     write_bundle(team, team.spec, load_profile("orin-cpu"), bundle)
     assert (bundle / "runtime" / "aarch64" / "libtvm_runtime.so").is_file(), \
