@@ -139,7 +139,8 @@ def _cmd_compile(args) -> int:
     if args.json:
         print(json.dumps({"out": str(args.out), "passes": [
             {"name": r.name, "wall_s": r.wall_s, "metrics": r.metrics, "fidelity": r.fidelity} for r in recs],
-            "bundle": getattr(out.bundle, "summary", lambda: None)()}, sort_keys=True, default=str))
+            "bundle": getattr(out.bundle, "summary", lambda: None)(), "pareto": out.pareto},
+            sort_keys=True, default=str))
         return 0
     if not args.quiet:
         from rich.console import Console
@@ -151,6 +152,10 @@ def _cmd_compile(args) -> int:
         for row in summary_rows(recs):
             table.add_row(*row)
         Console(width=None if sys.stdout.isatty() else 150).print(table)
+        if out.pareto is not None and not args.out:
+            from kdcc.pareto import pareto_markdown
+
+            print(pareto_markdown(out.pareto))
         if args.out:
             print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")
     return 0

@@ -27,6 +27,7 @@ class CompileOutput:
     result: CompileResult
     out_dir: Path | None
     bundle: Any  # what the backend reports (libraries, sizes, GPU image kind), None without a build
+    pareto: dict[str, Any] | None = None  # the --pareto sweep (also pareto.json in the bundle)
 
 
 def _manifest(teacher_path: str, target: str, opts: CompileOptions, result: CompileResult) -> dict[str, Any]:
@@ -55,20 +56,20 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
     result = run_passes(teacher_path, target, opts)
     manifest = _manifest(teacher_path, target, opts, result)
     rec_files = record_files(result.records, manifest)
-    bundle = None
+    bundle = sweep = None
+    sections, figures, sweep_files = [], {}, {}
+    if opts.pareto:  # also without -o: `--json` prints it
+        from kdcc.pareto import budget_sweep, pareto_figure, pareto_markdown
+
+        sweep = budget_sweep(result)
+        sections.append(("Budget vs score", pareto_markdown(sweep)))
+        figures["budget_vs_score"] = lambda: pareto_figure(sweep)
+        sweep_files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
     if out_dir is not None:
-        sections, figures, sweep_files = [], {}, {}
         if opts.ablate:
             from kdcc.ablation import ablate_distillation
 
-            sections.append(("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
-        if opts.pareto:
-            from kdcc.pareto import budget_sweep, pareto_figure, pareto_markdown
-
-            sweep = budget_sweep(result)
-            sections.append(("Budget vs score", pareto_markdown(sweep)))
-            figures["budget_vs_score"] = lambda: pareto_figure(sweep)
-            sweep_files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
+            sections.insert(0, ("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
         report = markdown_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
         html = html_report(Path(teacher_path).name, target, result.records, extra_sections=sections,
                            extra_figures=figures)
@@ -88,4 +89,4 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
             atomic_write_tree(out_dir, extra)
     if record is not None:  # after the bundle: a failed build replaces neither
         atomic_write_tree(record, rec_files)
-    return CompileOutput(result, out_dir, bundle)
+    return CompileOutput(result, out_dir, bundle, sweep)

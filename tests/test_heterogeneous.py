@@ -85,3 +85,15 @@ def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, c
     assert main(["compile", str(teacher), "--pipeline", "exact", "--pareto", "-o", str(tmp_path / "out")]) == 2
     assert "--pareto re-runs prune and distill" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys):
+    from kdcc.cli import main
+
+    teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
+    opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
+    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--pareto", "--json", "-q", *opts]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 2.0]
+    assert doc["pareto"]["metric"] == "flops" and doc["out"] == "None"
