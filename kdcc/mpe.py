@@ -102,10 +102,15 @@ def env_dims(env_spec: EnvSpec) -> dict[str, int]:
 
 def with_agent_sizes(spec: MarlSpec) -> MarlSpec:
     """`spec` with its agents' own observation and action sizes filled in from the scenario, where they
-    differ (speaker–listener); a homogeneous team's spec comes back as it is."""
-    if spec.obs_sizes or spec.action_sizes:
-        return spec
+    differ (speaker–listener); a homogeneous team's spec comes back as it is. Sizes a spec already
+    states must be the scenario's (KdccError otherwise)."""
     env = TeamEnv(spec.env)
+    if spec.obs_sizes or spec.action_sizes:
+        for name, stated, real in (("obs_sizes", spec.obs_sizes, env.obs_sizes),
+                                   ("action_sizes", spec.action_sizes, env.action_sizes)):
+            if stated and list(stated) != list(real):
+                raise KdccError(f"spec.{name} {list(stated)} but {spec.env.id} has {list(real)}")
+        return spec
     if len(set(env.obs_sizes)) == 1 and len(set(env.action_sizes)) == 1:
         return spec
     if env.n_agents != spec.n_agents or env.obs_dim > spec.obs_dim or env.n_actions > spec.n_actions:

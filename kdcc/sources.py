@@ -45,7 +45,10 @@ def load_teacher_source(path: str | Path, config: str | Path | None = None) -> T
     from kdcc.mpe import with_agent_sizes
 
     teacher = _load(path, config)
-    return replace(teacher, spec=with_agent_sizes(teacher.spec))
+    try:
+        return replace(teacher, spec=with_agent_sizes(teacher.spec))
+    except KdccError as e:
+        raise KdccError(f"{path}: {e}") from None
 
 
 def _load(path: str | Path, config: str | Path | None) -> Teacher:

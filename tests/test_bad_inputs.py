@@ -96,6 +96,8 @@ def _teachers(d: Path, good: Path, marker: Path) -> None:
     variant("nan.pt", lambda b: b["agent"]["fc2.bias"].fill_(float("nan")))
     variant("inf.pt", lambda b: b["mixer"]["V.2.bias"].fill_(float("inf")))
     variant("env.pt", lambda b: b["spec"]["env"].update(id="simple_tag_v3"))
+    variant("obs_sizes.pt", lambda b: b["spec"].update(obs_sizes=[3, 11, 18]))
+    variant("widths.pt", lambda b: b["spec"]["agent"].update(widths=[16, 16]))
     (d / "teacher_dir").mkdir()
 
 
@@ -200,6 +202,8 @@ TEACHERS = {  # file -> (what the message names, the problem)
     "nan": ("nan.pt", r"agent\.fc2\.bias contains NaN"),
     "inf": ("inf.pt", r"mixer\.V\.2\.bias contains NaN or Inf"),
     "unknown_env": ("env.pt", "unknown environment 'simple_tag_v3'"),
+    "obs_sizes": ("obs_sizes.pt", r"spec\.obs_sizes \[3, 11, 18\] but simple_spread_v3 has \[18, 18, 18\]"),
+    "widths": ("widths.pt", r"spec\.agent\.widths must be 3 positive integers"),
     "directory": ("teacher_dir", "is a directory"),
 }
 CASES: dict[str, Case] = {}
