@@ -4,7 +4,8 @@ The passes from prune to distill are re-run from the same program (what the
 pipeline had before prune) under the budget scaled by each factor (every limit
 given × f, or the default FLOP ratio ÷ f); each student is costed by the cost
 model and scored in MPE (mean team return over the same seeds as the teacher)
-and on the probe. Points no other point beats on both estimated latency and
+and on the probe. When the student gives each agent its own network, the
+asked budget is also run with one shared network, to show what that bought. Points no other point beats on both estimated latency and
 return form the Pareto front. A factor whose budget is unreachable is listed as such.
 """
 
@@ -39,7 +40,8 @@ def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, s
     ret = run_episodes(env, TorchPolicy(program.spec, program.team_module()), episodes, seed)
     widths = list(program.spec.agent.widths) or program.spec.agent.hidden_dim
     return {"label": label, "factor": factor, "width": widths, "kind": program.spec.agent.kind,
-            "flops": m["flops"], "latency_us": m["latency_us"], "energy_uj": m["energy_uj"], "device": m["device"],
+            "flops": m["flops"], "bytes": m["bytes"], "latency_us": m["latency_us"], "energy_uj": m["energy_uj"],
+            "device": m["device"],
             "agreement": round(fid["action_agreement"], 4), "return": round(ret.mean, 3),
             "return_std": round(ret.std, 3)}
 
@@ -50,24 +52,25 @@ def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50,
     first, last = names.index("prune"), names.index("distill", names.index("prune"))
     start, ctx = result.records[first - 1].program, result.ctx
     probe, env = make_probe(ctx.teacher), make_env(ctx.teacher.spec.env)
-    points = [_point("asked", 1.0, result.records[last].program, ctx, probe, env, episodes, seed)]
-    for f in factors:
+    student = result.records[last].program
+    points = [_point("asked", 1.0, student, ctx, probe, env, episodes, seed)]
+    runs = [(f"× {f:g}", f, replace(ctx, budget=scaled(ctx.budget, f))) for f in factors]
+    if student.spec.agent.split:  # what giving each agent its own network bought, at the same budget
+        runs.append(("asked, one shared network", 1.0, replace(ctx, options={**ctx.options, "prune.split": 0})))
+    for label, f, sub in runs:
         if not is_quiet():
-            stderr_console.print(f"[dim]pareto: budget × {f:g}[/dim]")
-        sub = replace(ctx, budget=scaled(ctx.budget, f))
+            stderr_console.print(f"[dim]pareto: {label}[/dim]")
         program = start
         try:
             for name in names[first:last + 1]:
                 program = get_pass(name).run(program, sub)
         except KdccError as e:
-            points.append({"label": f"× {f:g}", "factor": f, "unreachable": str(e)})
+            points.append({"label": label, "factor": f, "unreachable": str(e)})
             continue
-        points.append(_point(f"× {f:g}", f, program, ctx, probe, env, episodes, seed))
-    points.sort(key=lambda p: p["factor"])
+        points.append(_point(label, f, program, ctx, probe, env, episodes, seed))
+    points.sort(key=lambda p: (p["factor"], p["label"]))
     metric = next((k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(ctx.budget, k) is not None),
                   "flops")
-    if metric == "bytes":
-        metric = "flops"  # bytes moved is not kept per point; FLOPs stand in
     reached = [p for p in points if "unreachable" not in p]
     for p in reached:
         p["on_front"] = not any(q is not p and q[metric] <= p[metric] and q["return"] >= p["return"]
@@ -98,7 +101,7 @@ def pareto_markdown(sweep: dict[str, Any]) -> str:
             f"({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
 
 
-_AXES = {"flops": "FLOPs per team step", "latency_us": "estimated latency per team step (µs)",
+_AXES = {"flops": "FLOPs per team step", "bytes": "bytes moved per team step", "latency_us": "estimated latency per team step (µs)",
          "energy_uj": "estimated energy per team step (µJ)"}
 
 
@@ -116,13 +119,15 @@ def pareto_figure(sweep: dict[str, Any]):
             ax.plot([p[key] for p in front], [p["return"] for p in front], "-", color="#c44e52", lw=1.5,
                     label="Pareto front")
         for p in pts:
-            ax.errorbar(p[key], p["return"], yerr=p["return_std"] / sweep["episodes"] ** 0.5, fmt="o",
-                        color="#c44e52" if p["label"] == "asked" else "#4c72b0", capsize=3)
+            style = {"asked": ("o", "#c44e52"), "asked, one shared network": ("s", "#55a868")}.get(
+                p["label"], ("o", "#4c72b0"))
+            ax.errorbar(p[key], p["return"], yerr=p["return_std"] / sweep["episodes"] ** 0.5, fmt=style[0],
+                        color=style[1], capsize=3)
             ax.annotate(f"{p['label']} {p['width']}", (p[key], p["return"]), textcoords="offset points",
                         xytext=(6, 4), fontsize=8)
         ax.axhline(sweep["teacher"]["return"], ls="--", color="gray", label="teacher")
-        ax.set_xlabel(_AXES[key] + (f" on {pts[0]['device']}" if pts and key != "flops" else ""))
-        if key == "flops":
+        ax.set_xlabel(_AXES[key] + (f" on {pts[0]['device']}" if pts and key not in ("flops", "bytes") else ""))
+        if key in ("flops", "bytes"):
             ax.set_xscale("log")
         ax.margins(x=0.15)
         ax.grid(alpha=0.3)

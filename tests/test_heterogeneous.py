@@ -66,11 +66,13 @@ def test_eval_json_of_the_bundle_matches_the_student_in_torch(compiled):
 def test_pareto_front_is_in_the_reports(compiled):
     _, out = compiled
     sweep = json.loads((out.out_dir / "pareto.json").read_text())
-    factors = [p["factor"] for p in sweep["points"]]
-    assert factors == [0.25, 0.5, 1.0, 2.0]
+    labels = [p["label"] for p in sweep["points"]]
+    assert labels == ["× 0.25", "× 0.5", "asked", "asked, one shared network", "× 2"]
+    shared = sweep["points"][3]
+    assert isinstance(shared["width"], int) and isinstance(sweep["points"][2]["width"], list)
     reached = [p for p in sweep["points"] if "unreachable" not in p]
     assert any(p["on_front"] for p in reached)
-    flops = [p["flops"] for p in reached]
+    flops = [p["flops"] for p in reached if p is not shared]
     assert flops == sorted(flops)  # a bigger budget never gives a smaller student
     best = max(reached, key=lambda p: p["return"])
     assert best["on_front"]  # the best return is on the front by definition
@@ -95,5 +97,5 @@ def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys)
     argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--pareto", "--json", "-q", *opts]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 2.0]
+    assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 1.0, 2.0]
     assert doc["pareto"]["metric"] == "flops" and doc["out"] == "None"
