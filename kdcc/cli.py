@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--pipeline", default="default", help="named pipeline (default, exact)")
     co.add_argument("--passes", help="run exactly these passes, comma-separated, in this order")
     co.add_argument("--skip", help="comma-separated passes to leave out of the pipeline")
-    co.add_argument("--dump-ir", metavar="DIR", help="write the program text after each pass to DIR/NN_<pass>.txt")
+    co.add_argument("--dump-ir", metavar="DIR", help="write the program text after each pass to DIR/NN_<pass>.txt, as the "
+                    "passes run (kept when a later pass fails: a debugging aid)")
     co.add_argument("--record", metavar="DIR", help="write a per-pass snapshot for `kdcc check`")
     co.add_argument("--dataset", help="a `kdcc collect` dataset (default: collect 200 episodes on the fly)")
     co.add_argument("--seed", type=int, default=0)

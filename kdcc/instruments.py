@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdcc.fileio import atomic_write_bytes
 from kdcc.ir.program import Program
 from kdcc.passes.manager import PassRecord
 
@@ -11,14 +12,17 @@ __all__ = ["DumpIR", "ProgressLine"]
 
 
 class DumpIR:
-    """`--dump-ir DIR`: the program text after each pass, as `NN_<pass>.txt` (NN = position)."""
+    """`--dump-ir DIR`: the program text after each pass, as `NN_<pass>.txt` (NN = position).
+
+    A debugging aid, so unlike the bundle it is written as the passes go: when a pass fails, the
+    texts of the passes before it are there to read. Each file is written whole (temp + rename)."""
 
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, record: PassRecord, program: Program) -> None:
-        (self.dir / f"{record.index:02d}_{record.name}.txt").write_text(record.text)
+        atomic_write_bytes(self.dir / f"{record.index:02d}_{record.name}.txt", record.text.encode())
 
 
 class ProgressLine:
