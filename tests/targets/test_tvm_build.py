@@ -144,3 +144,16 @@ def test_cuda_image_is_what_tvms_loader_reads(team, relax_mod, tmp_path):
     (cuda,) = cuda_modules(loaded)
     ptx = cuda.inspect_source("ptx")
     assert f".version {lib.gpu['ptx_isa']}" in ptx and ".target sm_87" in ptx
+
+
+def test_native_stderr_drops_only_the_known_benign_tvm_warnings(capfd):
+    import os
+
+    from kdcc.targets.tvm_build import _filtered_native_stderr
+
+    with _filtered_native_stderr():
+        os.write(2, b"[12:00:00] transform.h:1261: Warning: Fast mode segfaults when there are out-of-bounds "
+                    b"indices. Make sure input indices are in bound\n")
+        os.write(2, b"[12:00:00] something.cc:1: Warning: a real problem\n")
+    err = capfd.readouterr().err
+    assert "a real problem" in err and "Fast mode" not in err
