@@ -1,9 +1,10 @@
 """One network per agent, or one shared: what the heterogeneous student costs and scores.
 
-Run on demand (not in CI):  python bench/heterogeneous.py   (about 4 minutes on 2 cores)
-The example speaker–listener teacher is compiled for the host three ways — uncompressed
+Run on demand (not in CI):  python bench/heterogeneous.py   (about 5 minutes on 2 cores)
+The example speaker–listener teacher is compiled for the host four ways — uncompressed
 (`--pipeline exact`), the default student (one network per agent, widths from the cost
-model) and a shared-network student (`--opt prune.split=0`) under the same default budget —
+model, stacked into batched matmuls by batch-agents), the same without batch-agents, and a
+shared-network student (`--opt prune.split=0`) under the same default budget —
 and each bundle is measured: its library's median call (fetched `main`, preallocated
 inputs, one thread, 10,000 calls after warm-up), the cost model's estimate, FLOPs and
 parameter bytes, and `kdcc eval` over 100 episodes (seeds 0–99) normalised by the teacher.
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results"
 TEACHER = ROOT / "examples" / "speaker_listener_teacher.pt"
 VARIANTS = {"teacher (uncompressed)": ["--pipeline", "exact"],
-            "student, one network per agent (default)": [],
+            "student, one network per agent, batched (default)": [],
+            "student, one network per agent, separate kernels": ["--skip", "batch-agents"],
             "student, one shared network": ["--opt", "prune.split=0"]}
 
 
@@ -42,7 +44,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name, extra in VARIANTS.items():
-        bundle = OUT / ("sl_" + "_".join(name.split()[:2]).strip(","))
+        bundle = OUT / f"sl_{len(rows)}"
         kdcc("compile", str(TEACHER), "--target", "host", "-o", str(bundle), "--force", "-q", *extra)
         spec = json.loads((bundle / "profile.json").read_text())["spec"]
         cost = json.loads((bundle / "profile.json").read_text())

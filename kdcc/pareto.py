@@ -1,12 +1,14 @@
 """`compile --pareto`: the budget-vs-score trade-off around the budget asked for.
 
-The passes from prune to distill are re-run from the same program (what the
-pipeline had before prune) under the budget scaled by each factor (every limit
-given × f, or the default FLOP ratio ÷ f); each student is costed by the cost
-model and scored in MPE (mean team return over the same seeds as the teacher)
-and on the probe. When the student gives each agent its own network, the
-asked budget is also run with one shared network, to show what that bought. Points no other point beats on both estimated latency and
-return form the Pareto front. A factor whose budget is unreachable is listed as such.
+The passes from prune to distill, and those after it up to fuse-team (batch-agents),
+are re-run from the same program (what the pipeline had before prune) under the
+budget scaled by each factor (every limit given × f, or the default FLOP ratio
+÷ f); each student is costed by the cost model and scored in MPE (mean team
+return over the same seeds as the teacher) and on the probe. When the student
+gives each agent its own network, the asked budget is also run with one shared
+network, to show what that bought. Points no other point beats on both the
+budget's metric and return form the Pareto front. A factor whose budget is
+unreachable is listed as such.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, s
 def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50, seed: int = 0) -> dict[str, Any]:
     """Students at the scaled budgets, the compile's own, and the teacher: costs, returns, the front."""
     names = [r.name for r in result.records]  # run_passes checked: prune, then distill
-    first, last = names.index("prune"), names.index("distill", names.index("prune"))
+    first = names.index("prune")
+    # re-run from prune through distill and what follows it on the agent and mixer graphs (batch-agents)
+    last = names.index("distill", first)
+    while last + 1 < len(names) and names[last + 1] != "fuse-team":
+        last += 1
     start, ctx = result.records[first - 1].program, result.ctx
     probe, env = make_probe(ctx.teacher), make_env(ctx.teacher.spec.env)
     student = result.records[last].program

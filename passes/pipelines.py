@@ -23,6 +23,7 @@ PIPELINES["default"] = [
     "approximate-mixer",    # hypernetwork mixer -> fitted state-independent monotonic mixer
     "prune",                # drop the least important hidden units, as many as the target budget asks
     "distill",              # restore fidelity: KL+CE, relations, Q_tot, resource term; DAgger rollouts
+    "batch-agents",         # per-agent networks (heterogeneous teams) as one batched matmul, if cheaper
     "fuse-team",            # agents batched into one GEMM per layer, mixer appended
     "fold-constants",       # precompute |W| of the static mixer and other weight-only nodes
     "eliminate-dead-code",  # and drop what folding left unused

@@ -107,7 +107,7 @@ def test_probe_tolerances(fresh, tmp_path, capsys):
     """A probe difference within rtol/atol passes; beyond it, the pass that holds it is the first divergence."""
     rec = tmp_path / "rec"
     shutil.copytree(fresh, rec)
-    probe = rec / "06_fuse-team" / "probe.npz"
+    probe = rec / "07_fuse-team" / "probe.npz"
     with np.load(probe) as z:
         arrays = dict(z)
     arrays["q"] = arrays["q"] + np.float32(2e-6)
@@ -116,7 +116,7 @@ def test_probe_tolerances(fresh, tmp_path, capsys):
     arrays["q"][0, 0, 0, 0] += 1e-2
     probe.write_bytes(npz_bytes(arrays))
     status, out, _ = _check(capsys, rec, "--against", RECORD, "--atol", "1e-3")
-    assert status == 1 and "DIVERGED at 06_fuse-team" in out and "graph text: identical" in out
+    assert status == 1 and "DIVERGED at 07_fuse-team" in out and "graph text: identical" in out
     assert _check(capsys, rec, "--against", RECORD, "--atol", "0.02")[0] == 0
 
 
@@ -138,7 +138,7 @@ def test_update_replaces_golden(prune_perturbed, tmp_path, capsys):
 def test_bundle_record_is_found(fresh, tmp_path, capsys):
     """`kdcc compile -o BUNDLE` keeps the record in BUNDLE/record/ (without timings): check accepts the bundle."""
     shutil.copytree(fresh, tmp_path / "bundle" / "record", ignore=shutil.ignore_patterns("timings.json"))
-    assert _check(capsys, tmp_path / "bundle", "--against", RECORD, "-q") == (0, f"OK: 9 passes match {RECORD}\n", "")
+    assert _check(capsys, tmp_path / "bundle", "--against", RECORD, "-q") == (0, f"OK: 10 passes match {RECORD}\n", "")
 
 
 def test_bad_input_exits_2(fresh, tmp_path, capsys):
