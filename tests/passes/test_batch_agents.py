@@ -57,3 +57,16 @@ def test_a_shared_network_is_left_alone(program):
     out = get_pass("batch-agents").run(program, PassContext(teacher=None, profile=load_profile("orin")))
     assert out.history[-1] == {"pass": "batch-agents", "applied": False,
                                "reason": "one shared network: batched already"}
+
+
+def test_padding_that_would_break_prunes_flop_budget_is_not_applied():
+    program = _split_program(widths=(4, 32))
+    ctx = PassContext(teacher=None, profile=load_profile("orin"))
+    free = get_pass("batch-agents").run(program, ctx)
+    assert free.history[-1]["applied"]  # no prune decision: no budget to keep
+    from kdcc.ir.printer import team_ops
+
+    separate_flops = sum(c.flops for _, c in team_ops(program))
+    tight = program.with_decision("prune", limits={"flops": separate_flops + 1})
+    out = get_pass("batch-agents").run(tight, ctx)
+    assert out.history[-1]["applied"] is False and "exceed the budget's flops" in out.history[-1]["reason"]
