@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -421,33 +422,37 @@ def test_bad_inputs_leave_the_inputs_alone(results, inputs, inputs_before):
 def _interrupt_compile(cwd: Path, inputs: Path, extra: str = "", after: str = "] prune",
                        steps: int = 1_000_000, delay: float = 0.0) -> subprocess.CompletedProcess:
     """Start a compile, wait for the progress line containing `after` (by default prune's: distillation,
-    of `steps` steps, is then under way) and `delay` seconds more, press Ctrl-C."""
+    of `steps` steps, is then under way) and `delay` seconds more, press Ctrl-C, wait for the process.
+
+    Its output goes to files, not pipes, and only the process itself is waited for: a child it left
+    running (a C++ compiler of an interrupted build) must not hold the test up."""
     argv = [sys.executable, *CLI, *shlex.split(
         f"compile {inputs}/teacher.pt --target host -o OUT --record REC --dataset {inputs}/data.npz "
         f"--budget-flops 2x --opt distill.steps={steps} --opt approximate-mixer.steps=20 {extra}")]
-    proc = subprocess.Popen(argv, cwd=cwd, env={**ENV, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    seen = []
-    try:
-        for line in proc.stderr:  # one progress line per pass
-            seen.append(line)
-            if after in line:
-                break
-        else:
-            pytest.fail(f"compile ended before {after!r}: {''.join(seen)}")
-        time.sleep(delay)
-        assert proc.poll() is None, "the compile finished before Ctrl-C: nothing was interrupted"
-        proc.send_signal(signal.SIGINT)
+    with tempfile.TemporaryDirectory() as logs:
+        out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(argv, cwd=cwd, env={**ENV, "PYTHONFAULTHANDLER": "1"}, stdout=out, stderr=err)
         try:
-            out, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
-            proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate(timeout=30)
-            pytest.fail(f"no exit within 120 s of Ctrl-C; stacks:\n{''.join(seen)}{err}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return subprocess.CompletedProcess(argv, proc.returncode, out, "".join(seen) + err)
+            deadline = time.monotonic() + 300
+            while after not in err_path.read_text():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"compile ended or stalled before {after!r}: {err_path.read_text()}")
+                time.sleep(0.05)
+            time.sleep(delay)
+            assert proc.poll() is None, "the compile finished before Ctrl-C: nothing was interrupted"
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(timeout=30)
+                pytest.fail(f"no exit within 120 s of Ctrl-C; stacks:\n{err_path.read_text()}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return subprocess.CompletedProcess(argv, proc.returncode, out_path.read_text(), err_path.read_text())
 
 
 def test_ctrl_c_during_compile_leaves_no_output(tmp_path, inputs):
