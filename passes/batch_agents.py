@@ -22,12 +22,10 @@ from kdcc.passes.base import PassContext, register
 
 
 def _cost(program: Program, ctx: PassContext) -> tuple[dict[str, float], str]:
-    from kdcc.targets.cost_model import choose_device, estimate
+    from kdcc.targets.cost_model import step_cost
 
-    ops = team_ops(program)
-    device = choose_device(ops, ctx.profile)[0]
-    t = estimate(ops, device).total
-    return {"flops": t.flops, "bytes": t.bytes, "latency_us": t.latency_us, "energy_uj": t.energy_uj}, device.name
+    cost, device = step_cost(team_ops(program), ctx.profile)
+    return cost, device.name
 
 
 @register("batch-agents", "run one network per agent as one batched matmul per layer, if the cost model "

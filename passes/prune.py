@@ -39,15 +39,7 @@ from kdcc.passes.base import Budget, PassContext, register
 from kdcc.qmix import build_inputs
 from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.student import candidate_ops, slice_agent, slice_hypernets, split_agent
-
-
-def _cost(ops, profile, budget_device=None):
-    from kdcc.targets.cost_model import choose_device, estimate
-
-    device = budget_device or choose_device(ops, profile)[0]
-    total = estimate(ops, device).total
-    return {"flops": total.flops, "bytes": total.bytes, "latency_us": total.latency_us,
-            "energy_uj": total.energy_uj}, device
+from kdcc.targets.cost_model import step_cost
 
 
 _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
@@ -112,7 +104,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     teacher_flops = sum(c.flops for _, c in teacher_ops)
     limits = _budget_limits(ctx.budget, teacher_flops)
     qmix_2layer = spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2
-    _, device = _cost(teacher_ops, ctx.profile)
+    _, device = step_cost(teacher_ops, ctx.profile)
     multiple = device.preferred_multiple
     smallest = None
     chosen = None
@@ -123,7 +115,7 @@ def run(program: Program, ctx: PassContext) -> Program:
             if qmix_2layer:
                 cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, w))
             mixer = None if spec.mixer.kind == "qmix" else program.mixer
-            cost, _ = _cost(candidate_ops(cand, mixer), ctx.profile, device)
+            cost, _ = step_cost(candidate_ops(cand, mixer), ctx.profile, device)
             if smallest is None or cost["flops"] < smallest["flops"]:
                 smallest = cost
             if all(cost[k] <= v for k, v in limits.items()):
@@ -173,7 +165,7 @@ def _run_split(program: Program, ctx: PassContext) -> Program | None:
     spec = program.spec
     teacher_ops = team_ops(program)
     limits = _budget_limits(ctx.budget, sum(c.flops for _, c in teacher_ops))
-    _, device = _cost(teacher_ops, ctx.profile)
+    _, device = step_cost(teacher_ops, ctx.profile)
     allowed = sorted(_widths(spec.agent.hidden_dim, device.preferred_multiple))
     scores = _agent_scores(program, ctx, per_agent=True)
     mixer = None if spec.mixer.kind == "qmix" else program.mixer
@@ -182,7 +174,7 @@ def _run_split(program: Program, ctx: PassContext) -> Program | None:
             cand = spec.with_agent(kind=kind, hidden_dim=max(widths), widths=widths)
             if mixer is None and spec.mixer.hypernet_layers == 2:
                 cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, max(widths)))
-            return _cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
+            return step_cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
 
         found = allocate_widths(scores, allowed, cost, limits)
         if found:

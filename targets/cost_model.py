@@ -44,7 +44,7 @@ from kdcc.errors import KdccError
 from kdcc.ir.opcost import OP_KINDS, OpCost
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 
-__all__ = ["Cost", "NodeCost", "Estimate", "estimate", "choose_device", "round_width"]
+__all__ = ["Cost", "NodeCost", "Estimate", "estimate", "choose_device", "step_cost", "round_width"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,16 @@ def choose_device(ops: Iterable[tuple[str, OpCost]], profile: TargetProfile,
     else:
         why = f"the {best.name}'s throughput dominates a {graph}, {_si(best_est.total.bytes, 'B')} graph"
     return best, f"{best.name}: {_us(best_est.total.latency_us)} vs {others} ({why})"
+
+
+def step_cost(ops: Iterable[tuple[str, OpCost]], profile: TargetProfile,
+              device: DeviceProfile | None = None) -> tuple[dict[str, float], DeviceProfile]:
+    """The step's totals (flops, bytes, latency_us, energy_uj) on `device`, by default the one
+    `choose_device` recommends: what budgets are checked against."""
+    ops = list(ops)
+    device = device or choose_device(ops, profile)[0]
+    t = estimate(ops, device).total
+    return {"flops": t.flops, "bytes": t.bytes, "latency_us": t.latency_us, "energy_uj": t.energy_uj}, device
 
 
 def round_width(width: int, device: DeviceProfile) -> int:
