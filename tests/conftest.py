@@ -16,6 +16,8 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TEACHER = REPO / "examples" / "spread_teacher.pt"
+# Pass options that shorten training to seconds, for tests that compile end to end.
+FAST = {"distill.steps": 30, "distill.dagger_every": 0, "approximate-mixer.steps": 30}
 
 
 def tiny_spec(hidden: int = 16, embed: int = 8, hypernet_embed: int = 16, kind: str = "rnn") -> MarlSpec:

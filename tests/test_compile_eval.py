@@ -11,10 +11,7 @@ from kdcc.driver import CompileOptions
 from kdcc.mpe import make_env
 from kdcc.passes import Budget
 from kdcc.rollout import TorchPolicy, run_episodes
-from tests.conftest import make_tiny_teacher
-
-FAST = {"distill.steps": 30, "distill.dagger_every": 0, "approximate-mixer.steps": 30}
-
+from tests.conftest import FAST, make_tiny_teacher
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
