@@ -2,7 +2,7 @@
 
     python bench/_kdcc_compile.py SAVE_DIR -- compile TEACHER --target T -o OUT [...]
 
-Runs `kdcc.cli.main(ARGS)` unchanged (same options, same outputs, same exit status) and, after
+Runs `kdcc.cli.app.main(ARGS)` unchanged (same options, same outputs, same exit status) and, after
 it, writes SAVE_DIR/student.pt (the compiled team step as a pickled torch module, to run the
 student in torch eager and score it) and SAVE_DIR/meta.json (spec, cost metrics of the teacher
 and of the student on the target, pass wall times, TVM build seconds). run.py times this process
@@ -21,17 +21,17 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     save, sep, args = argv[0], argv[1], argv[2:]
     assert sep == "--", "usage: _kdcc_compile.py SAVE_DIR -- compile ..."
-    import kdcc.compile
+    import kdcc.flow.compile
     from kdcc import cli
 
     captured = {}
-    original = kdcc.compile.compile_teacher
+    original = kdcc.flow.compile.compile_teacher
 
     def compile_teacher(*a, **kw):
         captured["out"] = original(*a, **kw)
         return captured["out"]
 
-    kdcc.compile.compile_teacher = compile_teacher
+    kdcc.flow.compile.compile_teacher = compile_teacher
     rc = cli.main(args)
     if rc != 0 or "out" not in captured:
         return rc or 1

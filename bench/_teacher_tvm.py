@@ -21,11 +21,11 @@ from pathlib import Path
 
 def main(teacher_path: str, target: str, out: str) -> None:
     from kdcc.api import profile as cost_profile
-    from kdcc.targets.lowering import to_relax
+    from kdcc.targets.tvm.lowering import to_relax
     from kdcc.targets.profile import load_profile
-    from kdcc.targets.tvm_build import build_library
-    from kdcc.teacher import load_teacher
-    from kdcc.team import TeamStep
+    from kdcc.targets.tvm.build import build_library
+    from kdcc.inputs.teacher import load_teacher
+    from kdcc.ir.team import TeamStep
 
     import warnings
 

@@ -60,8 +60,8 @@ class _Torch:
 
 
 def teacher_eager(cfg, threads):
-    from kdcc.teacher import load_teacher
-    from kdcc.team import TeamStep
+    from kdcc.inputs.teacher import load_teacher
+    from kdcc.ir.team import TeamStep
 
     t = load_teacher(cfg["teacher"])
     return _Torch(TeamStep(t.spec, t.agent, t.mixer), t.spec.n_agents, t.spec.agent.hidden_dim, threads)
@@ -122,7 +122,7 @@ def student_ort(cfg, threads):
 
 def compiled(cfg, threads):
     from kdcc.ir.spec import MarlSpec
-    from kdcc.targets.tvm_build import HostPolicy  # what open_bundle returns, without importing torch
+    from kdcc.targets.tvm.build import HostPolicy  # what open_bundle returns, without importing torch
 
     doc = json.loads((Path(cfg["bundle"]) / "profile.json").read_text())
     lib = next(l for l in doc["libraries"] if l["kind"] == "cpu" and l["arch"] == os.uname().machine)

@@ -26,12 +26,12 @@ TEACHER = ROOT / "examples" / "spread_teacher.pt"
 
 
 def kdcc(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "kdcc.cli", *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "kdcc.cli.app", *args], check=True, cwd=ROOT)
 
 
 def bundle_call_us(bundle: Path, calls: int = 10_000) -> float:
-    from kdcc.targets.bundle import open_bundle
-    from kdcc.targets.calibrate import median_call_us
+    from kdcc.targets.bundle.writer import open_bundle
+    from kdcc.targets.tvm.calibrate import median_call_us
 
     policy = open_bundle(bundle)
     return median_call_us(policy._main, policy._tensors, calls)

@@ -159,9 +159,9 @@ def scores(bundle: Path, students: dict[str, tuple[Path, Path]], episodes: int, 
 
     from kdcc.api import evaluate, load_policy
     from kdcc.ir.spec import MarlSpec
-    from kdcc.mpe import make_env
-    from kdcc.progress import set_quiet
-    from kdcc.rollout import RandomPolicy, TorchPolicy, run_episodes
+    from kdcc.marl.mpe import make_env
+    from kdcc.core.progress import set_quiet
+    from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 
     set_quiet(True)
     torch.set_num_threads(1)
@@ -226,7 +226,7 @@ def main() -> int:
 
     # 1. calibrate
     if not (args.reuse and target.is_file()):
-        timings["calibrate_s"], _ = run([PY, "-m", "kdcc.cli", "calibrate", "--target", "host", "-o", target, "-q"])
+        timings["calibrate_s"], _ = run([PY, "-m", "kdcc.cli.app", "calibrate", "--target", "host", "-o", target, "-q"])
         log(f"kdcc calibrate: {timings['calibrate_s']:.1f} s")
     calibration = {k: float(v) for k, v in re.findall(r"^(\w+)\s*=\s*([0-9.]+)\s*# calibrated", target.read_text(), re.M)}
     calibration["peak_gflops_fp32"] = float(re.search(r"peak_gflops\s*=\s*\{\s*fp32\s*=\s*([0-9.]+)", target.read_text())[1])

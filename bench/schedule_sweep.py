@@ -11,7 +11,7 @@ CPU (`{"kind": "llvm", "mcpu": <llvm_get_system_cpu()>}`, `exec_mode="compiled"`
 
 - `default`: `relax.get_default_pipeline(target)` (what kdcc's tvm_build used),
 - `dlight`: the same plus dlight's CPU GEMV and Reduction rules after FuseTIR,
-- `kdcc`: `kdcc.targets.schedules.cpu_pipeline(target)`,
+- `kdcc`: `kdcc.targets.tvm.schedules.cpu_pipeline(target)`,
 
 checks each against torch (max |Δ|), and times it single-threaded from Python: `vm["main"]`
 fetched once, inputs preallocated, warm-up, then 15 rounds of C calls, the three builds
@@ -88,7 +88,7 @@ def pipelines(target):
     from tvm.relax.backend.cpu_generic import pipeline as cpu
     from tvm.s_tir import dlight as dl
 
-    from kdcc.targets.schedules import cpu_pipeline
+    from kdcc.targets.tvm.schedules import cpu_pipeline
 
     @tvm.transform.module_pass(opt_level=0)
     def dlight_pipeline(mod, _ctx):

@@ -29,15 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.mpe import make_env, with_agent_sizes
-from kdcc.qmix import build_agent, build_inputs, build_mixer
-from kdcc.teacher import save_teacher
+from kdcc.marl.mpe import make_env, with_agent_sizes
+from kdcc.marl.qmix import build_agent, build_inputs, build_mixer
+from kdcc.inputs.teacher import save_teacher
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--out", default="examples/spread_teacher.pt")
-    p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.mpe.SCENARIOS)")
+    p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.marl.mpe.SCENARIOS)")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, default=2_000_000, help="env-step budget")
     p.add_argument("--envs", type=int, default=8, help="environments stepped in lockstep")

@@ -12,7 +12,7 @@ from torch import fx, nn
 
 from kdcc.ir.annotate import annotate, node_shape
 from kdcc.ir.program import Program
-from kdcc.team import team_example_inputs
+from kdcc.ir.team import team_example_inputs
 
 __all__ = ["program_text", "example_inputs", "annotate_program", "team_ops"]
 

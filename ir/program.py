@@ -70,10 +70,10 @@ class Program:
         return replace(self, history=(*self.history, {"pass": pass_name, **decision}))
 
     def team_module(self) -> nn.Module:
-        """Something that runs one team step, fused or not (same signature as `kdcc.team.TeamStep`)."""
+        """Something that runs one team step, fused or not (same signature as `kdcc.ir.team.TeamStep`)."""
         if self.team is not None:
             return self.team
-        from kdcc.team import TeamStep
+        from kdcc.ir.team import TeamStep
 
         return TeamStep(self.spec, self.agent, self.mixer).eval()
 
@@ -82,7 +82,7 @@ class Program:
         (input construction and greedy selection included), whether fused yet or not."""
         if self.team is not None:
             return self
-        from kdcc.team import TeamStep
+        from kdcc.ir.team import TeamStep
 
         return replace(self, team=trace(TeamStep(self.spec, self.agent, self.mixer), "Team"))
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdcc.dataset import Dataset, save_dataset
-from kdcc.errors import KdccError
-from kdcc.fileio import check_writable
+from kdcc.inputs.dataset import Dataset, save_dataset
+from kdcc.core.errors import KdccError
+from kdcc.core.fileio import check_writable
 from kdcc.ir.spec import MarlSpec
-from kdcc.mpe import make_env
-from kdcc.progress import note, progress_bar
-from kdcc.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
-from kdcc.teacher import Teacher
+from kdcc.marl.mpe import make_env
+from kdcc.core.progress import note, progress_bar
+from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
+from kdcc.inputs.teacher import Teacher
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect"]
 
@@ -38,8 +38,8 @@ class EvalResult:
 
 def load_teacher_like(path: str | Path, config: str | Path | None = None) -> Teacher:
     """Any input that holds a teacher: a v1 teacher file, an EPyMARL/PyMARL model directory (with its
-    sacred config.json), or an ONNX teacher (agent.onnx + mixer.onnx + spec.json); see kdcc.sources."""
-    from kdcc.sources import load_teacher_source
+    sacred config.json), or an ONNX teacher (agent.onnx + mixer.onnx + spec.json); see kdcc.inputs.sources."""
+    from kdcc.inputs.sources import load_teacher_source
 
     return load_teacher_source(path, config)
 
@@ -48,7 +48,7 @@ def load_policy(path: str | Path, config: str | Path | None = None) -> tuple[Mar
     """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
     p = Path(path)
     if p.is_dir() and (p / "profile.json").is_file():
-        from kdcc.bundle_policy import open_bundle_policy
+        from kdcc.targets.bundle.policy import open_bundle_policy
 
         if config is not None:
             raise KdccError(f"--config {config}: {p} is a compiled bundle, which carries its own spec; --config "
@@ -140,7 +140,7 @@ def profile(teacher_path: str | Path, target: str, fused: bool = False, config: 
     """Per-layer cost of one team step of a teacher on a target (agents batched when `fused`)."""
     from kdcc.ir.annotate import graph_costs
     from kdcc.ir.printer import annotate_program
-    from kdcc.sources import initial_program
+    from kdcc.inputs.sources import initial_program
     from kdcc.targets.profile import load_profile
     from kdcc.targets.profile_table import profile_rows
 

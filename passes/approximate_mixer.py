@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program, trace
 from kdcc.passes.base import PassContext, register
-from kdcc.qmix import StaticMixer
+from kdcc.marl.qmix import StaticMixer
 
 DEFAULTS = {"embed": 8, "steps": 600, "lr": 1e-2}
 

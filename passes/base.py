@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program
 
 __all__ = ["Pass", "PassContext", "Budget", "register", "get_pass", "registered"]
@@ -33,9 +33,9 @@ class Budget:
 
 @dataclass
 class PassContext:
-    teacher: Any  # kdcc.teacher.Teacher: the frozen reference
+    teacher: Any  # kdcc.inputs.teacher.Teacher: the frozen reference
     profile: Any  # kdcc.targets.profile.TargetProfile
-    dataset: Any = None  # kdcc.dataset.Dataset, when a pass needs teacher data
+    dataset: Any = None  # kdcc.inputs.dataset.Dataset, when a pass needs teacher data
     budget: Budget = field(default_factory=Budget)
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # per-pass options, "pass.option" keys

@@ -2,7 +2,7 @@
 
 A heterogeneous student (one network per agent, `prune`) costs a kernel per
 agent per layer; on small networks those launches, not the arithmetic, set the
-latency. `kdcc.batched_agents.BatchedAgents` zero-pads the networks to the
+latency. `kdcc.marl.batched_agents.BatchedAgents` zero-pads the networks to the
 widest and stacks them, so each layer is one `bmm` over the agents: exact (see
 that module), fewer kernels, more FLOPs (the padding). The whole team step is
 costed both ways on the device the cost model recommends, and the batched form
@@ -15,7 +15,7 @@ per call.
 from __future__ import annotations
 
 
-from kdcc.batched_agents import BatchedAgents
+from kdcc.marl.batched_agents import BatchedAgents
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.passes.base import PassContext, register

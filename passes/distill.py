@@ -21,15 +21,15 @@ import math
 import numpy as np
 import torch
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program
-from kdcc.mpe import make_env
+from kdcc.marl.mpe import make_env
 from kdcc.passes import distill_losses as L
 from kdcc.passes.base import PassContext, register
-from kdcc.progress import progress_bar
-from kdcc.qmix import build_inputs
-from kdcc.rollout import TorchPolicy, run_episodes
-from kdcc.team import TeamStep
+from kdcc.core.progress import progress_bar
+from kdcc.marl.qmix import build_inputs
+from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.ir.team import TeamStep
 
 DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 0.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
             "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}
@@ -69,7 +69,7 @@ def _label(ctx: PassContext, student: TeamStep, episodes: int, seed: int, epsilo
 
 def _unit_costs(spec, profile) -> dict[str, float]:
     """Share of the step's estimated latency that one hidden unit of each layer costs on the target."""
-    from kdcc.student import candidate_ops
+    from kdcc.marl.student import candidate_ops
     from kdcc.targets.cost_model import choose_device, estimate
 
     ops = candidate_ops(spec)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 
 __all__ = ["PIPELINES", "pipeline"]
 

@@ -32,13 +32,13 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.passes.base import Budget, PassContext, register
-from kdcc.qmix import build_inputs
+from kdcc.marl.qmix import build_inputs
 from kdcc.passes.prune_split import allocate_widths, importance_kept
-from kdcc.student import candidate_ops, slice_agent, slice_hypernets, split_agent
+from kdcc.marl.student import candidate_ops, slice_agent, slice_hypernets, split_agent
 from kdcc.targets.cost_model import step_cost
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Iterable
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.opcost import OP_KINDS, OpCost
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 

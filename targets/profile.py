@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 
 __all__ = ["DeviceProfile", "TargetProfile", "load_profile", "parse_profile", "known_profiles"]
 

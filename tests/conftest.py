@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.qmix import build_agent, build_mixer
-from kdcc.teacher import save_teacher
+from kdcc.marl.qmix import build_agent, build_mixer
+from kdcc.inputs.teacher import save_teacher
 from tests.regression_fixture import check_pipeline_against_golden  # noqa: F401 - fixture: tests/regression_fixture.py
 
 torch.set_num_threads(1)
@@ -50,7 +50,7 @@ def make_speaker_listener_teacher(path: Path, seed: int = 0, hidden: int = 32) -
 @pytest.fixture(autouse=True)
 def _not_quiet():
     """`main([..., "-q"])` sets a process-wide flag: every test starts from the default."""
-    from kdcc.progress import set_quiet
+    from kdcc.core.progress import set_quiet
 
     set_quiet(False)
 

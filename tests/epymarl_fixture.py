@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from kdcc.ir.spec import MarlSpec
-from kdcc.qmix import build_agent, build_mixer
+from kdcc.marl.qmix import build_agent, build_mixer
 
 __all__ = ["write_model_dir", "run_config"]
 

@@ -33,8 +33,8 @@ UPDATE_ENV = "KDCC_UPDATE_GOLDEN"
 
 def _record_pipeline(teacher: str | Path, out: Path, *, upto: str | None, pipeline: str, target: str,
                      dataset: str | Path | None, seed: int, budget: Any, options: dict[str, Any] | None) -> None:
-    from kdcc.compile import compile_teacher
-    from kdcc.driver import CompileOptions
+    from kdcc.flow.compile import compile_teacher
+    from kdcc.flow.driver import CompileOptions
     from kdcc.passes import Budget
     from kdcc.passes.pipelines import pipeline as named_pipeline
 
@@ -60,10 +60,10 @@ def check_pipeline_against_golden(tmp_path):
         __tracebackhide__ = True
         from rich.console import Console
 
-        from kdcc.check import render_comparison
-        from kdcc.errors import KdccError
-        from kdcc.fileio import atomic_write_tree
-        from kdcc.record_compare import Tolerances, compare_records, load_record, record_tree
+        from kdcc.cli.check import render_comparison
+        from kdcc.core.errors import KdccError
+        from kdcc.core.fileio import atomic_write_tree
+        from kdcc.reports.record_compare import Tolerances, compare_records, load_record, record_tree
 
         if not golden:
             raise ValueError("golden= names the snapshot directory, e.g. tests/golden/my-pass")

@@ -33,12 +33,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdcc.fileio import atomic_write_bytes, atomic_write_tree, npz_bytes
+from kdcc.core.fileio import atomic_write_bytes, atomic_write_tree, npz_bytes
 from tests.conftest import make_tiny_teacher
 
 SMALL = "--opt distill.steps=20 --opt distill.dagger_every=0 --opt approximate-mixer.steps=20 --budget-flops 2x"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}
-CLI = ("-m", "kdcc.cli")
+CLI = ("-m", "kdcc.cli.app")
 OLD_BUNDLE = {"report.md": b"old report\n", "lib/libstudent.so": b"\x7fELF old library",
               "record/manifest.json": b"{}\n"}
 
@@ -46,13 +46,13 @@ OLD_BUNDLE = {"report.md": b"old report\n", "lib/libstudent.so": b"\x7fELF old l
 # `python -c FAIL_LATE error|crash compile ...`.
 FAIL_LATE = """
 import sys
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.passes import base
 kind = sys.argv.pop(1)
 def fail(program, ctx):
     raise (KdccError if kind == "error" else RuntimeError)("simulated failure")
 base._REGISTRY["fold-constants"] = base.Pass("fold-constants", fail, "fails on purpose")
-from kdcc.cli import main
+from kdcc.cli.app import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -516,7 +516,7 @@ def test_a_failed_rename_puts_the_old_tree_back(tmp_path, monkeypatch):
         return real_rename(self, target)
 
     monkeypatch.setattr(Path, "rename", rename)
-    from kdcc.errors import KdccError
+    from kdcc.core.errors import KdccError
 
     with pytest.raises(KdccError, match="bundle: cannot write"):
         atomic_write_tree(out, {"new": b"new"})
@@ -591,9 +591,9 @@ def test_compile_twice_gives_an_identical_bundle(tmp_path, inputs):
 def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_work(tmp_path):
     # Python prints and drops a KeyboardInterrupt raised inside __del__; the flag the CLI's handler sets
     # makes the next progress step, pass or final rename raise it again.
-    from kdcc import progress
+    from kdcc.core import interrupt, progress
 
-    progress.install_interrupt_handler()
+    interrupt.install_interrupt_handler()
     try:
         class Finaliser:
             def __del__(self):
@@ -607,4 +607,4 @@ def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_work(tmp_path):
         assert list(tmp_path.iterdir()) == []
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        progress._interrupted = False
+        interrupt._interrupted = False

@@ -6,11 +6,11 @@ import shutil
 import pytest
 
 from kdcc.api import evaluate
-from kdcc.compile import compile_teacher
-from kdcc.driver import CompileOptions
-from kdcc.mpe import make_env
+from kdcc.flow.compile import compile_teacher
+from kdcc.flow.driver import CompileOptions
+from kdcc.marl.mpe import make_env
 from kdcc.passes import Budget
-from kdcc.rollout import TorchPolicy, run_episodes
+from kdcc.marl.rollout import TorchPolicy, run_episodes
 from tests.conftest import FAST, make_tiny_teacher
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import torch
 
 from tests.conftest import tiny_spec
 from tests.epymarl_fixture import write_model_dir
-from kdcc.cli import main
-from kdcc.epymarl import load_model_dir
-from kdcc.errors import KdccError
+from kdcc.cli.app import main
+from kdcc.inputs.epymarl import load_model_dir
+from kdcc.core.errors import KdccError
 from kdcc.ir.spec import EnvSpec, MarlSpec
-from kdcc.teacher import load_teacher
+from kdcc.inputs.teacher import load_teacher
 
 SPREAD = EnvSpec("simple_spread_v3", {"N": 3, "max_cycles": 25})
 
@@ -108,7 +108,7 @@ def test_epymarl_speaker_listener_gets_its_padded_observation_state(tmp_path, ca
     assert teacher.spec.obs_sizes == (3, 11) and teacher.spec.action_sizes == (3, 5)
     assert "the agents' padded observations concatenated" in capsys.readouterr().err
     _same_outputs(teacher, agent, mixer, teacher.spec)
-    from kdcc.mpe import make_env
+    from kdcc.marl.mpe import make_env
 
     env = make_env(teacher.spec.env)
     obs, state = env.reset(seed=3)

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from kdcc.bundle_policy import open_bundle_policy
-from kdcc.compile import compile_teacher
-from kdcc.driver import CompileOptions
-from kdcc.mpe import make_env
+from kdcc.targets.bundle.policy import open_bundle_policy
+from kdcc.flow.compile import compile_teacher
+from kdcc.flow.driver import CompileOptions
+from kdcc.marl.mpe import make_env
 from kdcc.passes import Budget
-from kdcc.rollout import TorchPolicy, run_episodes
+from kdcc.marl.rollout import TorchPolicy, run_episodes
 from tests.conftest import FAST, make_speaker_listener_teacher
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_pareto_front_is_in_the_reports(compiled):
 
 
 def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, capsys):
-    from kdcc.cli import main
+    from kdcc.cli.app import main
 
     teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
     assert main(["compile", str(teacher), "--pipeline", "exact", "--pareto", "-o", str(tmp_path / "out")]) == 2
@@ -87,7 +87,7 @@ def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, c
 
 
 def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys):
-    from kdcc.cli import main
+    from kdcc.cli.app import main
 
     teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]

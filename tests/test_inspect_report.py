@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import tiny_spec
 from tests.epymarl_fixture import write_model_dir
-from kdcc.cli import build_parser, main
+from kdcc.cli.app import build_parser, main
 from kdcc.passes.manager import PassRecord
-from kdcc.report_html import html_report
+from kdcc.reports.html import html_report
 
 
 def _records() -> list[PassRecord]:

@@ -2,7 +2,7 @@
 
 import torch
 
-from kdcc.qmix import QMixer, build_agent, build_inputs, build_mixer
+from kdcc.marl.qmix import QMixer, build_agent, build_inputs, build_mixer
 from tests.conftest import tiny_spec
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdcc.cli import main as kdcc
-from kdcc.fileio import npz_bytes
+from kdcc.cli.app import main as kdcc
+from kdcc.core.fileio import npz_bytes
 from tests.golden.make_golden import DATASET, RECORD, SL_RECORD, TEACHER, compile_args, sl_compile_args
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -161,7 +161,7 @@ def test_bad_input_exits_2(fresh, tmp_path, capsys):
 
 def test_check_module_is_light():
     """`kdcc --help` builds the check parser: it must not pull in torch or numpy."""
-    code = "import sys, kdcc.check; sys.exit(bool({'torch', 'numpy'} & set(sys.modules)))"
+    code = "import sys, kdcc.cli.check; sys.exit(bool({'torch', 'numpy'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

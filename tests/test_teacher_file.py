@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from kdcc.errors import KdccError
-from kdcc.teacher import load_teacher, save_teacher
+from kdcc.core.errors import KdccError
+from kdcc.inputs.teacher import load_teacher, save_teacher
 from tests.conftest import make_tiny_teacher, tiny_spec
 
 
@@ -17,7 +17,7 @@ def test_round_trip_keeps_weights_and_spec(tmp_path):
     t = load_teacher(path)
     assert t.spec == tiny_spec()
     torch.manual_seed(3)
-    from kdcc.qmix import build_agent
+    from kdcc.marl.qmix import build_agent
     ref = build_agent(tiny_spec())
     for k, v in ref.state_dict().items():
         assert torch.equal(t.agent.state_dict()[k], v)

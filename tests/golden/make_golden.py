@@ -57,7 +57,7 @@ def main() -> int:
     import torch
 
     from kdcc.api import collect
-    from kdcc.cli import main as kdcc
+    from kdcc.cli.app import main as kdcc
     from tests.conftest import make_speaker_listener_teacher, make_tiny_teacher
 
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import torch
 
 from kdcc.ir.printer import program_text
 from kdcc.ir.program import from_modules
-from kdcc.teacher import load_teacher
+from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher
 
 

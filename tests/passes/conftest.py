@@ -20,7 +20,7 @@ import pytest
 from kdcc.ir.program import Program, from_modules
 from kdcc.passes import PassContext
 from kdcc.targets.profile import load_profile
-from kdcc.teacher import load_teacher
+from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher
 
 GOLDEN_DIR = Path(__file__).parent / "golden"

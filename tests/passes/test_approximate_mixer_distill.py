@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from kdcc.api import collect
-from kdcc.dataset import load_dataset
+from kdcc.inputs.dataset import load_dataset
 from kdcc.ir.program import from_modules
 from kdcc.passes import Budget, PassContext, get_pass
-from kdcc.probe import fidelity, make_probe, replay
+from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.targets.profile import load_profile
-from kdcc.teacher import load_teacher
+from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kdcc.passes import distill_losses as L
-from kdcc.qmix import RNNAgent
+from kdcc.marl.qmix import RNNAgent
 
 
 def test_policy_kl_is_zero_for_equal_q_and_known_for_two_actions():

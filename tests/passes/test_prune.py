@@ -5,16 +5,16 @@ import pytest
 import torch
 
 from kdcc.api import collect
-from kdcc.dataset import load_dataset
-from kdcc.errors import KdccError
+from kdcc.inputs.dataset import load_dataset
+from kdcc.core.errors import KdccError
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import from_modules
 from kdcc.passes import Budget, PassContext, get_pass
-from kdcc.qmix import build_agent, build_mixer
-from kdcc.student import slice_agent
+from kdcc.marl.qmix import build_agent, build_mixer
+from kdcc.marl.student import slice_agent
 from kdcc.targets.cost_model import estimate
 from kdcc.targets.profile import load_profile
-from kdcc.teacher import load_teacher, save_teacher
+from kdcc.inputs.teacher import load_teacher, save_teacher
 from tests.conftest import tiny_spec
 
 
@@ -63,7 +63,7 @@ def test_pruning_dead_units_keeps_outputs_exactly(padded):
     assert out.spec.agent.hidden_dim == 16
     # budget for width 8 on a cpu device (multiple 4): the 8 dead units are the ones removed
     cpu = load_profile("orin-cpu").device()
-    from kdcc.student import candidate_ops
+    from kdcc.marl.student import candidate_ops
     w8 = estimate(candidate_ops(teacher.spec.with_agent(hidden_dim=8).with_mixer(hypernet_embed=8)), cpu).total
     out = _run(teacher, dataset, Budget(flops=w8.flops), profile="orin-cpu")
     assert out.spec.agent.hidden_dim == 8
@@ -94,7 +94,7 @@ def test_unreachable_budget_names_the_smallest_reachable_cost(padded):
 
 def test_falls_back_to_a_feedforward_agent_when_no_gru_fits(padded):
     teacher, dataset = padded
-    from kdcc.student import candidate_ops
+    from kdcc.marl.student import candidate_ops
     cpu = load_profile("orin-cpu").device()
     gru4 = estimate(candidate_ops(teacher.spec.with_agent(hidden_dim=4).with_mixer(hypernet_embed=4)), cpu).total
     out = _run(teacher, dataset, Budget(flops=gru4.flops - 1), profile="orin-cpu")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kdcc.errors import KdccError
-from kdcc.targets import bundle as bundle_mod
-from kdcc.targets.bundle import write_bundle
+from kdcc.core.errors import KdccError
+from kdcc.targets.bundle import writer as bundle_mod
+from kdcc.targets.bundle.writer import write_bundle
 from kdcc.targets.profile import load_profile
 from tests.targets._team import tiny_team
 
@@ -111,8 +111,8 @@ def test_same_inputs_give_byte_identical_bundles(tmp_path):
 def test_open_bundle_steps_like_the_library(host_bundle, tmp_path):
     import numpy as np
 
-    from kdcc.targets.bundle import open_bundle
-    from kdcc.team import team_example_inputs
+    from kdcc.targets.bundle.writer import open_bundle
+    from kdcc.ir.team import team_example_inputs
 
     team, out, _, _ = host_bundle
     policy = open_bundle(out)

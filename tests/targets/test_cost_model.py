@@ -11,7 +11,7 @@ import io
 import pytest
 from rich.console import Console
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.ir.opcost import OpCost
 from kdcc.targets.cost_model import Cost, choose_device, estimate, round_width
 from kdcc.targets.profile import DeviceProfile, TargetProfile, load_profile

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdcc.targets.bundle import write_bundle
+from kdcc.targets.bundle.writer import write_bundle
 from kdcc.targets.profile import load_profile
-from kdcc.targets.tvm_build import HostPolicy
-from kdcc.targets.verify import probe_episode
+from kdcc.targets.tvm.build import HostPolicy
+from kdcc.targets.tvm.verify import probe_episode
 from tests.conftest import REPO
 from tests.targets._team import tiny_split_team, tiny_team
 
@@ -98,8 +98,8 @@ def test_orin_cpu_firmware_runs_under_qemu(tmp_path, make_team):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     host = tmp_path / "host.so"
-    from kdcc.targets.lowering import to_relax
-    from kdcc.targets.tvm_build import build_library
+    from kdcc.targets.tvm.lowering import to_relax
+    from kdcc.targets.tvm.build import build_library
 
     profile = load_profile("host")
     build_library(to_relax(team, team.spec), profile.device("cpu"), profile, host, tmp_path / ".work")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import fx, nn
 
-from kdcc.targets.lowering import INPUT_NAMES, OUTPUT_NAMES, decompose_recurrent, onnx_bytes, to_onnx, to_relax
-from kdcc.team import team_example_inputs
+from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES, decompose_recurrent, onnx_bytes, to_onnx, to_relax
+from kdcc.ir.team import team_example_inputs
 from tests.targets._team import tiny_team
 
 
@@ -91,7 +91,7 @@ def test_onnx_bytes_are_deterministic():
 
 
 def test_untraceable_module_is_one_line_error():
-    from kdcc.errors import KdccError
+    from kdcc.core.errors import KdccError
 
     class Branchy(nn.Module):
         def forward(self, x):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdcc.errors import KdccError
+from kdcc.core.errors import KdccError
 from kdcc.targets.profile import known_profiles, load_profile, parse_profile
 
 SHIPPED = {"host", "orin", "orin-cpu", "orin-gpu", "orin-nano"}

@@ -17,7 +17,7 @@ tvm = pytest.importorskip("tvm")
 from tvm import relax, tirx  # noqa: E402
 from tvm.relax.frontend.torch import from_exported_program  # noqa: E402
 
-from kdcc.targets.schedules import SCHEDULED_ATTR, cpu_pipeline, vector_lanes  # noqa: E402
+from kdcc.targets.tvm.schedules import SCHEDULED_ATTR, cpu_pipeline, vector_lanes  # noqa: E402
 
 ATOL = 1e-5
 ORIN_CPU = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a78"}

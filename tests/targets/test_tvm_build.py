@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdcc.errors import KdccError
-from kdcc.targets.lowering import to_relax
+from kdcc.core.errors import KdccError
+from kdcc.targets.tvm.lowering import to_relax
 from kdcc.targets.profile import load_profile
-from kdcc.targets.toolchain import gpu_image_kind
-from kdcc.targets.tvm_build import HostPolicy, build_library, resolve_target
-from kdcc.team import team_example_inputs
+from kdcc.targets.tvm.toolchain import gpu_image_kind
+from kdcc.targets.tvm.build import HostPolicy, build_library, resolve_target
+from kdcc.ir.team import team_example_inputs
 from tests.targets._team import tiny_team
 
 
@@ -149,7 +149,7 @@ def test_cuda_image_is_what_tvms_loader_reads(team, relax_mod, tmp_path):
 def test_native_stderr_drops_only_the_known_benign_tvm_warnings(capfd):
     import os
 
-    from kdcc.targets.tvm_build import _filtered_native_stderr
+    from kdcc.targets.tvm.build import _filtered_native_stderr
 
     with _filtered_native_stderr():
         os.write(2, b"[12:00:00] transform.h:1261: Warning: Fast mode segfaults when there are out-of-bounds "

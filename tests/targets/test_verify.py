@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kdcc.errors import KdccError
-from kdcc.targets.lowering import onnx_bytes, to_relax
+from kdcc.core.errors import KdccError
+from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
 from kdcc.targets.profile import load_profile
-from kdcc.targets.tvm_build import build_library
-from kdcc.targets.verify import verify_team_step
+from kdcc.targets.tvm.build import build_library
+from kdcc.targets.tvm.verify import verify_team_step
 from tests.targets._team import tiny_team
 
 

@@ -1,0 +1,114 @@
+"""Atomic, deterministic file output: never half-written, same content -> same bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kdcc.core.errors import KdccError
+from kdcc.core.interrupt import check_interrupted
+
+__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
+
+
+def check_writable(path: str | Path, is_file: bool = True) -> None:
+    """Fail before any work is done when `path` could not be written later.
+
+    `os.access` says yes to root everywhere, so the directory is probed by
+    creating (and removing) an empty temp directory in it.
+    """
+    path = Path(path)
+    if is_file and path.is_dir():
+        raise KdccError(f"{path}: is a directory, expected a file path")
+    parent = path.absolute().parent
+    if not is_file:  # an output directory may name new parents: they are made when it is written
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.is_dir():
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise KdccError(f"{path}: cannot write here: {parent} {problem}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe.", dir=parent))
+    except OSError as e:
+        raise KdccError(f"{path}: cannot write to {parent} ({e.strerror or e})") from None
+
+
+def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
+    """A JSON file that must hold one object; any problem is a one-line KdccError naming the file."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KdccError(f"{path}: not a readable {what} ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(doc, dict):
+        raise KdccError(f"{path}: a {what} holds one JSON object")
+    return doc
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write through a temp file in the same directory, then rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        check_interrupted()
+        tmp.replace(path)
+    except OSError as e:
+        raise KdccError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray], order: list[str] | None = None) -> bytes:
+    """An uncompressed .npz with fixed zip timestamps and no pickles."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in order or sorted(arrays):
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.asarray(arrays[name]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), entry.getvalue())
+    return buf.getvalue()
+
+
+def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
+    """Write `files` (relative path -> bytes) as directory `out`, replacing it only once all is written."""
+    out = Path(out)
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as e:
+        raise KdccError(f"{out}: cannot write to {parent} ({e.strerror or e})") from None
+    try:
+        for rel, data in files.items():
+            p = tmp / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        check_interrupted()  # the last moment a Ctrl-C can still leave `out` as it was
+        old = None
+        if out.exists():
+            old = parent / f".{out.name}.old.{os.getpid()}"
+            out.rename(old)
+        try:
+            tmp.rename(out)
+        except BaseException:  # put the previous tree back: `out` is either the old one or the new one
+            if old is not None:
+                old.rename(out)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise KdccError(f"{out}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,289 @@
+"""EPyMARL / PyMARL model directories as teachers.
+
+Both codebases save a checkpoint as a directory of bare state dicts,
+
+    results/models/<run>/<step>/agent.th  mixer.th  opt.th
+
+and sacred writes the run's merged configuration to
+`results/sacred/<name>/<run>/config.json`. kdcc's QMIX modules use the same
+parameter names, so the state dicts load as they are; what the config does not
+hold is recovered from the tensors and the environment:
+
+    hidden size     fc1.weight [H, input]          (checked against rnn_hidden_dim / hidden_dim)
+    recurrence      rnn.weight_ih (GRUCell) or rnn.weight (Linear: EPyMARL use_rnn=false)
+    n_actions       fc2.weight [A, H]
+    embed, state    hyper_b_1.weight [E, S]
+    n_agents        hyper_w_1's last layer [E·n, ...] / E
+    hypernetwork    hyper_w_1.0/.2 (2 layers, width hypernet_embed) or hyper_w_1 (1 layer)
+    obs size        input - A·obs_last_action - n·obs_agent_id
+    scenario        env_args.key "pz-mpe-simple-spread-v3" -> mpe2 "simple_spread_v3"
+
+and then checked against the mpe2 scenario's own sizes. Anything that had to be
+assumed is a note (printed once on stderr, kept in the provenance); anything
+that contradicts the tensors is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdcc.core.errors import KdccError
+from kdcc.core.fileio import read_json_object
+from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
+from kdcc.marl.mpe import SCENARIOS, env_dims
+from kdcc.core import progress
+from kdcc.inputs.teacher import Teacher, teacher_from_blob
+
+__all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", "load_model_dir",
+           "env_id_for_key"]
+
+AGENT, MIXER, OPTIMISER = "agent.th", "mixer.th", "opt.th"
+_ENV_PREFIXES = ("pz-mpe-", "pz-mpe2-")  # EPyMARL registers PettingZoo envs as pz-<lib>-<name with dashes>
+_DEFAULT_MAX_CYCLES = 25  # mpe2's own default, which a larger time_limit cannot extend
+_reported: set[tuple[str, str]] = set()
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """A checkpoint directory (agent.th inside) or a run directory of numbered checkpoints."""
+    p = Path(path)
+    return p.is_dir() and ((p / AGENT).is_file() or any((d / AGENT).is_file() for d in _step_dirs(p)))
+
+
+def _step_dirs(run: Path) -> list[Path]:
+    return sorted((d for d in run.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
+
+
+def find_checkpoint(path: str | Path) -> tuple[Path, list[str]]:
+    """The checkpoint directory to load: `path` itself, or its highest-numbered step (EPyMARL's load_step 0)."""
+    p = Path(path)
+    if (p / AGENT).is_file():
+        return p, []
+    steps = [d for d in _step_dirs(p) if (d / AGENT).is_file()]
+    if not steps:
+        raise KdccError(f"{p}: no {AGENT} here or in numbered step directories: not an EPyMARL/PyMARL model dir")
+    return steps[-1], [f"loaded the latest checkpoint, step {steps[-1].name} (of {len(steps)})"]
+
+
+def find_config(checkpoint: Path, config: str | Path | None) -> Path:
+    """`--config`, else a config.json beside the checkpoint or in its run directory."""
+    if config is not None:
+        c = Path(config)
+        if not c.is_file():
+            raise KdccError(f"{c}: config file not found")
+        return c
+    for candidate in (checkpoint / "config.json", checkpoint.parent / "config.json"):
+        if candidate.is_file():
+            return candidate
+    raise KdccError(f"{checkpoint}: no config.json beside the checkpoint: pass --config (sacred writes it to "
+                    "results/sacred/<name>/<run>/config.json)")
+
+
+def model_dir_files(path: str | Path, config: str | Path | None = None) -> list[Path]:
+    """The files a teacher from this directory is made of (hashed into records, listed in depfiles)."""
+    checkpoint, _ = find_checkpoint(path)
+    files = [checkpoint / AGENT] + ([checkpoint / MIXER] if (checkpoint / MIXER).is_file() else [])
+    return files + [find_config(checkpoint, config)]
+
+
+def env_id_for_key(key: str) -> str:
+    """EPyMARL's env_args.key -> an mpe2 scenario kdcc supports, or a one-line error."""
+    known = ", ".join(f"pz-mpe-{s.replace('_', '-')}" for s in sorted(SCENARIOS))
+    for prefix in _ENV_PREFIXES:
+        if key.startswith(prefix):
+            env_id = key[len(prefix):].replace("-", "_")
+            if env_id in SCENARIOS:
+                return env_id
+    raise KdccError(f"env_args.key {key!r} is not a cooperative mpe2 scenario kdcc supports (known: {known})")
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise KdccError(f"{path}: missing")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types on corrupt input; all mean "unreadable"
+        if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in str(e) or "weights_only" in str(e)):
+            raise KdccError(f"{path}: refused: the file holds Python objects that would run code on load") from None
+        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise KdccError(f"{path}: not a readable state dict ({text})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise KdccError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    return read_json_object(path, "JSON config")
+
+
+def _shape(state: dict, key: str, where: Path) -> tuple[int, ...]:
+    if key not in state:
+        raise KdccError(f"{where}: no tensor {key!r} (keys: {', '.join(sorted(state)[:6])})")
+    return tuple(state[key].shape)
+
+
+def _agent_arch(state: dict, path: Path) -> tuple[int, int, int, bool]:
+    """(input width, hidden size, n_actions, recurrent) from agent.th."""
+    if any(k.startswith("agents.") for k in state):
+        raise KdccError(f"{path}: non-shared agents (EPyMARL rnn_ns) are not supported: kdcc compiles one "
+                        "agent network shared by the team")
+    hidden, width = _shape(state, "fc1.weight", path)
+    n_actions = _shape(state, "fc2.weight", path)[0]
+    recurrent = "rnn.weight_ih" in state
+    if not recurrent and "rnn.weight" not in state:
+        raise KdccError(f"{path}: no rnn.weight_ih (GRUCell) or rnn.weight (Linear): not an RNNAgent state dict")
+    return width, hidden, n_actions, recurrent
+
+
+def _mixer_arch(state: dict, path: Path) -> dict[str, int]:
+    """embed_dim, state_dim, n_agents, hypernet_layers, hypernet_embed from mixer.th."""
+    if not state:
+        raise KdccError(f"{path}: empty (a VDN mixer has no weights): kdcc compiles QMIX teachers")
+    embed, state_dim = _shape(state, "hyper_b_1.weight", path)
+    if "hyper_w_1.0.weight" in state:
+        layers, hyper_embed = 2, _shape(state, "hyper_w_1.0.weight", path)[0]
+        out = _shape(state, "hyper_w_1.2.weight", path)[0]
+    else:
+        layers, hyper_embed = 1, 64
+        out = _shape(state, "hyper_w_1.weight", path)[0]
+    if out % embed:
+        raise KdccError(f"{path}: hyper_w_1 produces {out} weights, not a multiple of the embed size {embed}")
+    return {"embed_dim": embed, "state_dim": state_dim, "n_agents": out // embed, "hypernet_layers": layers,
+            "hypernet_embed": hyper_embed}
+
+
+def _flag(cfg: dict, key: str, default: bool, notes: list[str]) -> bool:
+    if key not in cfg:
+        notes.append(f"config has no {key!r}: assumed {default} (the PyMARL/EPyMARL default)")
+        return default
+    return bool(cfg[key])
+
+
+def _check(cfg_path: Path, what: str, configured: Any, recovered: Any, source: str) -> None:
+    if configured is not None and configured != recovered:
+        raise KdccError(f"{cfg_path}: {what} is {configured!r} but {source} says {recovered!r}")
+
+
+def _env_spec(cfg: dict, cfg_path: Path, n_agents: int, notes: list[str]) -> EnvSpec:
+    env_args = cfg.get("env_args") or {}
+    key = env_args.get("key")
+    if not key:
+        raise KdccError(f"{cfg_path}: env_args.key is missing (env {cfg.get('env')!r}): kdcc runs the mpe2 "
+                        "scenarios EPyMARL names pz-mpe-<scenario>")
+    env_id = env_id_for_key(str(key))
+    if env_args.get("pretrained_wrapper"):
+        raise KdccError(f"{cfg_path}: env_args.pretrained_wrapper {env_args['pretrained_wrapper']!r} "
+                        "(pretrained opponents) is not supported in kdcc's cooperative scenarios")
+    ignored = {"key", "time_limit", "pretrained_wrapper", "seed", "common_reward", "reward_scalarisation",
+               "max_episode_steps"}
+    kwargs = {k: v for k, v in env_args.items() if k not in ignored}
+    if kwargs.pop("continuous_actions", False):
+        raise KdccError(f"{cfg_path}: env_args.continuous_actions is true: QMIX teachers act on discrete actions")
+    cycles = int(kwargs.get("max_cycles", _DEFAULT_MAX_CYCLES))
+    limit = env_args.get("time_limit")
+    if limit is None:
+        notes.append(f"config has no env_args.time_limit: episodes last max_cycles={cycles}")
+    elif int(limit) != cycles:
+        notes.append(f"env_args.time_limit={limit} but the PettingZoo env truncates at max_cycles={cycles}: "
+                     f"episodes last {min(int(limit), cycles)} steps")
+    kwargs["max_cycles"] = min(int(limit), cycles) if limit is not None else cycles
+    if env_id == "simple_spread_v3" and "N" not in kwargs:
+        kwargs = {"N": n_agents, **kwargs}
+    return EnvSpec(env_id, kwargs)
+
+
+def _reward_notes(cfg: dict) -> list[str]:
+    notes = []
+    if cfg.get("common_reward") is False:
+        notes.append("the run trained on individual rewards (common_reward=false); kdcc eval reports the "
+                     "team return, summed over agents and steps")
+    elif cfg.get("reward_scalarisation") == "mean":
+        notes.append("the run scalarised rewards by their mean; kdcc eval sums over agents, so its team "
+                     "return is n_agents × the returns EPyMARL logged")
+    return notes
+
+
+def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files: tuple[Path, Path],
+               notes: list[str]) -> MarlSpec:
+    agent_path, mixer_path = files
+    if cfg.get("mixer", "qmix") != "qmix":
+        raise KdccError(f"{cfg_path}: mixer {cfg.get('mixer')!r}: kdcc compiles QMIX teachers (mixer 'qmix')")
+    if cfg.get("agent", "rnn") != "rnn":
+        raise KdccError(f"{cfg_path}: agent {cfg.get('agent')!r}: kdcc reads the shared 'rnn' agent")
+    width, hidden, n_actions, recurrent = _agent_arch(agent_sd, agent_path)
+    mix = _mixer_arch(mixer_sd, mixer_path)
+    hidden_key = "hidden_dim" if "hidden_dim" in cfg else "rnn_hidden_dim"  # EPyMARL's name, PyMARL's name
+    _check(cfg_path, hidden_key, cfg.get(hidden_key), hidden, f"{AGENT} (fc1)")
+    if "use_rnn" in cfg:
+        _check(cfg_path, "use_rnn", bool(cfg["use_rnn"]), recurrent, f"{AGENT} (rnn layer)")
+    _check(cfg_path, "mixing_embed_dim", cfg.get("mixing_embed_dim"), mix["embed_dim"], f"{MIXER} (hyper_b_1)")
+    _check(cfg_path, "hypernet_layers", cfg.get("hypernet_layers"), mix["hypernet_layers"], f"{MIXER} (hyper_w_1)")
+    if mix["hypernet_layers"] == 2:
+        _check(cfg_path, "hypernet_embed", cfg.get("hypernet_embed"), mix["hypernet_embed"], f"{MIXER} (hyper_w_1.0)")
+    last_action = _flag(cfg, "obs_last_action", True, notes)
+    agent_id = _flag(cfg, "obs_agent_id", True, notes)
+    n = mix["n_agents"]
+    obs_dim = width - (n_actions if last_action else 0) - (n if agent_id else 0)
+    if obs_dim <= 0:
+        raise KdccError(f"{agent_path}: input width {width} is too small for the flags obs_last_action="
+                        f"{last_action}, obs_agent_id={agent_id} with {n} agents and {n_actions} actions")
+    env = _env_spec(cfg, cfg_path, n, notes)
+    dims = env_dims(env)
+    recovered = {"n_agents": n, "obs_dim": obs_dim, "state_dim": mix["state_dim"], "n_actions": n_actions}
+    wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items() if dims[k] != v]
+    if wrong and dims["state_dim"] != mix["state_dim"] and mix["state_dim"] == n * dims["obs_dim"]:
+        # EPyMARL's mixer state is the agents' padded observations concatenated (its gymma wrapper);
+        # for agents of different sizes that is not mpe2's env.state(): build the state its way
+        env = replace(env, state="padded-obs")
+        notes.append(f"state_dim {mix['state_dim']} = {n} × the padded observation ({dims['obs_dim']}): the "
+                     "mixer's state is built as EPyMARL builds it, the agents' padded observations concatenated")
+        dims = env_dims(env)
+        wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items()
+                 if dims[k] != v]
+    if wrong:
+        raise KdccError(f"{cfg_path}: the checkpoint does not fit {env.id}{dict(env.kwargs)}: {'; '.join(wrong)}")
+    return MarlSpec(agent=AgentSpec("rnn" if recurrent else "ff", hidden),
+                    mixer=MixerSpec("qmix", mix["embed_dim"], mix["hypernet_layers"], mix["hypernet_embed"]),
+                    env=env, obs_last_action=last_action, obs_agent_id=agent_id, **recovered)
+
+
+def _report(name: str, notes: list[str]) -> None:
+    """Print each note once per process: a compile loads the teacher more than once."""
+    if progress.is_quiet():
+        return
+    for note in notes:
+        if (name, note) not in _reported:
+            _reported.add((name, note))
+            progress.note(f"{name}: {note}")
+
+
+def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet: bool = False) -> Teacher:
+    """An EPyMARL/PyMARL checkpoint directory (+ its sacred config.json) as a kdcc Teacher."""
+    checkpoint, notes = find_checkpoint(path)
+    cfg_path = find_config(checkpoint, config)
+    cfg = _read_config(cfg_path)
+    agent_sd = _read_state(checkpoint / AGENT)
+    if not (checkpoint / MIXER).is_file():
+        raise KdccError(f"{checkpoint}: no {MIXER} (IQL or a run without a mixer): kdcc compiles QMIX teachers")
+    mixer_sd = _read_state(checkpoint / MIXER)
+    spec = _spec_from(cfg, cfg_path, agent_sd, mixer_sd, (checkpoint / AGENT, checkpoint / MIXER), notes)
+    notes += _reward_notes(cfg)
+    if not cfg.get("test_greedy", True):
+        notes.append("the run tested with ε-greedy actions (test_greedy=false); kdcc evaluates greedily")
+    codebase = "epymarl" if "use_rnn" in cfg or "hidden_dim" in cfg else "pymarl"
+    provenance = {"source": codebase, "checkpoint": str(checkpoint), "config": str(cfg_path),
+                  "step": int(checkpoint.name) if checkpoint.name.isdigit() else None,
+                  "run": {k: cfg[k] for k in ("name", "label", "seed", "t_max", "env") if k in cfg},
+                  "env_args": cfg.get("env_args") or {}, "import_notes": list(notes)}
+    blob = {"spec": spec.to_dict(), "agent": agent_sd, "mixer": mixer_sd, "provenance": provenance}
+    teacher = teacher_from_blob(str(checkpoint), blob)
+    if not quiet:
+        _report(str(path), notes)
+    return teacher

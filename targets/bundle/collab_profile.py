@@ -1,0 +1,109 @@
+"""profile.json: the collaboration profile of a compiled team, for the people who deploy it.
+
+It answers what a robotics or firmware engineer must know before running the team:
+who the agents are (roles), what each one consumes and produces (layouts), how agent
+inputs are built, what state persists between steps, what communication execution
+needs (none: QMIX agents act on their own observations; the global state feeds only
+the mixer's Q_tot, a monitoring value), where to call in, which library serves which
+device (and, for GPUs, PTX or cubin), and the hashes that tie it to its inputs.
+Plain sorted JSON: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kdcc
+from kdcc.core.errors import KdccError
+from kdcc.ir.spec import MarlSpec
+from kdcc.targets.profile import TargetProfile
+
+__all__ = ["FORMAT", "VERSION", "collaboration_profile"]
+
+FORMAT = "kdcc-bundle"
+VERSION = 1
+
+
+def _io(spec: MarlSpec) -> dict[str, Any]:
+    n, h = spec.n_agents, spec.agent.hidden_dim
+    return {
+        "inputs": [
+            {"name": "obs", "shape": [n, spec.obs_dim], "dtype": "float32", "layout": "agent-major, row i = agent i"},
+            {"name": "last_actions", "shape": [n], "dtype": "int64", "layout": "action index per agent, -1 = none yet"},
+            {"name": "hidden", "shape": [n, h], "dtype": "float32", "layout": "recurrent state, kept inside the C API"},
+            {"name": "state", "shape": [spec.state_dim], "dtype": "float32", "layout": "global state, mixer only"},
+        ],
+        "outputs": [
+            {"name": "actions", "shape": [n], "dtype": "int64", "layout": "greedy action per agent"},
+            {"name": "q", "shape": [n, spec.n_actions], "dtype": "float32", "layout": "Q-value per agent and action"},
+            {"name": "new_hidden", "shape": [n, h], "dtype": "float32", "layout": "next step's hidden"},
+            {"name": "q_tot", "shape": [1], "dtype": "float32", "layout": "mixer's team value of the actions"},
+        ],
+    }
+
+
+def _input_construction(spec: MarlSpec) -> dict[str, Any]:
+    parts = [{"part": "obs", "width": spec.obs_dim}]
+    if spec.obs_last_action:
+        parts.append({"part": "one_hot(last_action)", "width": spec.n_actions, "note": "-1 gives all zeros"})
+    if spec.obs_agent_id:
+        parts.append({"part": "one_hot(agent_id)", "width": spec.n_agents})
+    return {"per_agent": parts, "input_dim": spec.input_dim, "built_inside_graph": True}
+
+
+def _roles(spec: MarlSpec) -> list[dict[str, Any]]:
+    """Each agent's network (shared, or its own of its width) and, when agents differ, its own sizes."""
+    roles = []
+    for i in range(spec.n_agents):
+        role: dict[str, Any] = {"agent": i, "role": "agent", "network": "shared"}
+        if spec.agent.split:
+            role.update(network="own", width=spec.agent.widths[i],
+                        reads_input_columns=spec.agent_input_cols(i))
+        if spec.heterogeneous:
+            role.update(obs_size=spec.obs_size(i), n_actions=spec.action_size(i))
+        roles.append(role)
+    return roles
+
+
+def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: list[dict[str, Any]],
+                          runtime: dict[str, Any], verification: dict[str, Any], hashes: dict[str, Any],
+                          meta: dict[str, Any]) -> dict[str, Any]:
+    """The profile.json document; `meta` (cost envelope, fidelity, ...) is merged at the top level."""
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kdcc_version": kdcc.__version__,
+        "target": {"name": profile.name, "description": profile.description, "jetpack": profile.jetpack,
+                   "cuda_version": profile.cuda_version, "devices": [d.name for d in profile.devices]},
+        "team": {
+            "n_agents": spec.n_agents,
+            "roles": _roles(spec) + [{"role": "mixer", "consumes": "state and each agent's chosen Q", "produces": "q_tot"}],
+            "communication_at_execution": "none",
+            "why_none": "each agent's action depends only on its own observation, last action and hidden "
+                        "state; the global state feeds only the mixer's Q_tot",
+            "n_actions": spec.n_actions,
+        },
+        "io": _io(spec),
+        "input_construction": _input_construction(spec),
+        "hidden_state": {"kind": spec.agent.kind, "size_per_agent": spec.agent.hidden_dim,
+                         "reset": "zeros at the start of every episode (kdcc_policy_reset)",
+                         **({"used_per_agent": list(spec.agent.widths),
+                             "padding": "columns past an agent's width stay zero"} if spec.agent.split else {})},
+        "spec": spec.to_dict(),
+        "entry_points": {
+            "c": {"header": "include/kdcc_policy.h", "source": "src/kdcc_policy.cc",
+                  "functions": ["kdcc_policy_create", "kdcc_policy_reset", "kdcc_policy_step",
+                                "kdcc_policy_destroy", "kdcc_policy_last_error"],
+                  "cmake": "find_package(kdcc_policy) or add_subdirectory(<bundle>) -> kdcc_policy::kdcc_policy"},
+            "tvm": {"function": "main", "vm": "relax", "exec_mode": "compiled"},
+            "onnx": "student.onnx",
+        },
+        "libraries": libraries,
+        "runtime": runtime,
+        "verification": verification,
+        "hashes": hashes,
+    }
+    clash = sorted(set(doc) & set(meta))
+    if clash:
+        raise KdccError(f"bundle: meta keys {clash} would overwrite kdcc's own profile.json fields")
+    return {**doc, **meta}

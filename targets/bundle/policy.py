@@ -1,0 +1,75 @@
+"""Running a compiled bundle in MPE: its library when one runs on this machine, else its ONNX graph.
+
+An `orin` bundle holds aarch64 and CUDA libraries only. Its `student.onnx` is
+the same team graph (lowered from the same program, and checked at compile
+time to agree with the TVM host build to 1e-5), so ONNX Runtime can stand in
+for it here: what is evaluated is still what ships.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kdcc.core.errors import KdccError
+
+__all__ = ["open_bundle_policy"]
+
+
+class _LibraryPolicy:
+    """The bundle's compiled host library (TVM), stepped as the C API steps it."""
+
+    def __init__(self, library):
+        self.library = library
+
+    def reset(self) -> None:
+        self.library.reset()
+
+    def step(self, obs, last_actions, state):
+        return self.library.step(obs, last_actions, state)[0]
+
+
+class _OnnxPolicy:
+    """The bundle's student.onnx in ONNX Runtime (one thread), carrying the hidden state."""
+
+    def __init__(self, path: Path, spec):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.spec = spec
+        self.reset()
+
+    def reset(self) -> None:
+        self.hidden = np.zeros((self.spec.n_agents, self.spec.agent.hidden_dim), np.float32)
+
+    def step(self, obs, last_actions, state):
+        feeds = {"obs": obs.astype(np.float32), "last_actions": last_actions.astype(np.int64),
+                 "hidden": self.hidden, "state": state.astype(np.float32)}
+        actions, _, hidden, _ = self.session.run(["actions", "q", "new_hidden", "q_tot"],
+                                                 {k: v for k, v in feeds.items() if k in self.inputs})
+        self.hidden = hidden
+        return actions
+
+
+def open_bundle_policy(path: str | Path):
+    """(spec, policy, what runs) for a bundle directory."""
+    os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
+    from kdcc.targets.bundle.writer import open_bundle  # lazy: pulls in TVM
+
+    try:
+        library = open_bundle(path)
+        return library.spec, _LibraryPolicy(library), "compiled host library"
+    except KdccError as e:
+        if "no library in this bundle runs" not in str(e) or not (Path(path) / "student.onnx").is_file():
+            raise
+    import json
+
+    from kdcc.ir.spec import MarlSpec
+
+    spec = MarlSpec.from_dict(json.loads((Path(path) / "profile.json").read_text())["spec"])
+    return spec, _OnnxPolicy(Path(path) / "student.onnx", spec), "student.onnx in ONNX Runtime (no library here)"

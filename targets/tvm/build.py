@@ -1,0 +1,233 @@
+"""Code generation: one TVM shared library per device of a target profile.
+
+Each device is built with `relax.build(..., exec_mode="compiled")` and a full Relax pipeline
+(a plain build neither folds constants nor fuses ops): TVM's default for GPUs, and for CPUs
+`schedules.cpu_pipeline`, which is the default plus kdcc's schedule for the small GEMMs of a
+team step (TVM's default CPU schedule is ~40× slower for 256-wide layers). Compiled mode turns
+the VM's bytecode into native code; together they take a tiny policy's call from ~12 to ~3 µs.
+
+Traps this module owns:
+- `"mcpu": "native"` is accepted by TVM but builds generic x86 (SSE2); it is replaced by the
+  CPU LLVM reports for this machine (`llvm_get_system_cpu`).
+- aarch64 libraries are linked with the pinned pip `ziglang` (or Debian's cross gcc), see
+  `toolchain.py`; CUDA kernels go through the local nvcc, and become PTX whenever that nvcc
+  is newer than the CUDA of the target's JetPack (a newer cubin fails there with
+  CUDA_ERROR_INVALID_IMAGE).
+- Builds happen in a fixed-name work dir so no random temp path reaches the library bytes.
+
+`HostPolicy` runs a host library from Python at ~µs per step: `vm["main"]` is fetched once and
+inputs are preallocated TVM tensors written through numpy views (no per-call copies). Set
+`TVM_NUM_THREADS=1` for tiny graphs: waking TVM's thread pool costs ~2 µs per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdcc.core.errors import KdccError
+from kdcc.ir.spec import MarlSpec
+from kdcc.targets.tvm import toolchain
+from kdcc.targets.profile import DeviceProfile, TargetProfile
+
+__all__ = ["BuiltLibrary", "resolve_target", "build_library", "build_libraries", "HostPolicy"]
+
+
+@dataclass(frozen=True)
+class BuiltLibrary:
+    """What was built for one device, and how (recorded in the bundle's profile.json)."""
+
+    device: str
+    kind: str  # "cpu" | "gpu"
+    arch: str  # machine of the library: "x86_64" | "aarch64"
+    path: Path
+    target: dict[str, Any]  # the TVM target actually used (after "native" was resolved)
+    linker: str
+    seconds: float
+    gpu: dict[str, str] = field(default_factory=dict)  # image kind, PTX ISA, nvcc/CUDA versions
+
+    def record(self, root: Path) -> dict[str, Any]:
+        """JSON-able description with the path relative to `root`."""
+        return {"device": self.device, "kind": self.kind, "arch": self.arch,
+                "path": self.path.relative_to(root).as_posix(), "tvm_target": self.target,
+                "linker": self.linker, **({"gpu": self.gpu} if self.gpu else {})}
+
+
+def _resolve_cpu(target: dict[str, Any]) -> dict[str, Any]:
+    if target.get("mcpu") != "native":
+        return dict(target)
+    from tvm.target.codegen import llvm_get_system_cpu
+
+    return {**target, "mcpu": str(llvm_get_system_cpu())}
+
+
+def resolve_target(device: DeviceProfile) -> dict[str, Any]:
+    """The device's TVM target as a JSON dict, host included, with "native" CPUs named."""
+    target = _resolve_cpu(device.tvm_target)
+    if device.tvm_host is not None:
+        target["host"] = _resolve_cpu(device.tvm_host)
+    elif isinstance(target.get("host"), dict):
+        target["host"] = _resolve_cpu(target["host"])
+    return target
+
+
+def _machine(device: DeviceProfile, target: Any) -> str:
+    """The machine the library's host code runs on (from the cross triple, else the target)."""
+    triple = device.cross_triple or str(target.host.attrs.get("mtriple", "") if target.host else "")
+    return triple.split("-")[0] if triple else platform.machine()
+
+
+# TVM's C++ LOG(WARNING) lines that say nothing about kdcc's graphs: the gather of the greedy action's Q
+# lowers to `take(mode="fast")`, whose indices come from argmax over the same axis and are always in range.
+_BENIGN_NATIVE_WARNINGS = ("Fast mode segfaults when there are out-of-bounds indices",)
+
+
+@contextlib.contextmanager
+def _filtered_native_stderr(drop: tuple[str, ...] = _BENIGN_NATIVE_WARNINGS):
+    """TVM's C++ logging writes straight to file descriptor 2: hold it during the build and pass on
+    every line but the known-benign ones (so `-q` is quiet and real warnings still show)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(d in line for d in drop):
+                    sys.stderr.write(line)
+
+
+def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_path: Path,
+                  workdir: Path) -> BuiltLibrary:
+    """Compile `relax_mod` for one device and export it to `out_path` (a shared library)."""
+    import tvm
+    from tvm import relax
+
+    started = time.perf_counter()
+    target_dict = resolve_target(device)
+    where = f"target {profile.name} [device {device.name}]"
+    try:
+        target = tvm.target.Target(target_dict)
+    except Exception as e:  # TVM rejects bad targets with assorted error types
+        raise KdccError(f"{where}: TVM rejects tvm_target {target_dict} ({e})") from None
+    if target.host is None:  # TVM would put the VM's host code on this machine's CPU
+        host = {k: v for k, v in target_dict.items() if k != "host"} if target.kind.name == "llvm" else {"kind": "llvm"}
+        target = tvm.target.Target(target_dict, host=host)
+    arch = _machine(device, target)
+    gpu: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    hook = contextlib.nullcontext()
+    if target.kind.name == "cuda":
+        gpu = toolchain.gpu_image_kind(toolchain.nvcc_version(where), profile.cuda_version, where)
+        extra["fpack_imports"] = toolchain.pack_cuda_imports(gpu, str(target.arch))
+        hook = toolchain.cuda_compile_callback(gpu, str(target.arch), workdir)
+    pipeline = relax.get_default_pipeline(target)
+    if target.kind.name == "llvm":  # CPU devices: kdcc's schedule for small GEMMs; GPUs keep TVM's
+        from kdcc.targets.tvm.schedules import cpu_pipeline
+
+        pipeline = cpu_pipeline(target)
+    try:
+        with hook, _filtered_native_stderr():
+            exe = relax.build(relax_mod, target, relax_pipeline=pipeline, exec_mode="compiled")
+    except KdccError:
+        raise
+    except Exception as e:  # TVM's pipeline raises assorted error types
+        raise KdccError(f"{where}: TVM build failed ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    linker, fcompile = toolchain.linker_for(arch, where)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # -g0 and the prefix map keep the work dir's path out of the library (byte-identical builds)
+        exe.export_library(str(out_path), fcompile=fcompile, workspace_dir=str(workdir),
+                           options=["-g0", f"-ffile-prefix-map={workdir}=."], **extra)
+    except KdccError:
+        raise
+    except Exception as e:
+        detail = " ".join(str(e).split())[:400]
+        raise KdccError(f"{where}: linking {out_path.name} with {linker} failed ({detail})") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return BuiltLibrary(device.name, device.kind, arch, out_path, target_dict, linker,
+                        time.perf_counter() - started, gpu)
+
+
+def build_libraries(module, spec: MarlSpec, profile: TargetProfile, root: Path) -> list[BuiltLibrary]:
+    """Lower once, then build `root/lib/<device>/policy.so` for every device of the profile."""
+    from kdcc.targets.tvm.lowering import to_relax
+
+    relax_mod = to_relax(module, spec)
+    return [build_library(relax_mod, d, profile, root / "lib" / d.name / "policy.so", root / ".work")
+            for d in profile.devices]
+
+
+class HostPolicy:
+    """A host library stepped from Python, carrying the agents' hidden state between steps.
+
+    `step(obs, last_actions, state) -> (actions, q_tot)`; `call(...)` is the raw team step
+    with an explicit hidden state, returning (actions, q, new_hidden, q_tot).
+    """
+
+    def __init__(self, library: str | Path, spec: MarlSpec):
+        import tvm
+        from tvm import relax
+
+        if not Path(library).is_file():
+            raise KdccError(f"{library}: compiled policy library not found")
+        if platform.machine() not in _elf_machine(Path(library)):
+            raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
+        self.spec = spec
+        self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
+        self._main = self._vm["main"]
+        self._packed = self._vm["main_packed"]  # one result vector: see lowering.to_relax
+        n, h = spec.n_agents, spec.agent.hidden_dim
+        a_end, q_end = n, n + n * spec.n_actions
+        self._slices = (slice(0, a_end), slice(q_end, q_end + n * h))
+        shapes = {"obs": ((n, spec.obs_dim), "float32"), "last_actions": ((n,), "int64"),
+                  "hidden": ((n, h), "float32"), "state": ((spec.state_dim,), "float32")}
+        self._tensors = [tvm.runtime.tensor(np.zeros(s, d)) for s, d in shapes.values()]
+        self._views = [np.from_dlpack(t) for t in self._tensors]
+        self.reset()
+
+    def reset(self) -> None:
+        """Start of an episode: zero hidden state (as EPyMARL's init_hidden)."""
+        self._views[2][...] = 0.0
+
+    def call(self, obs, last_actions, hidden, state) -> tuple[np.ndarray, ...]:
+        for view, value in zip(self._views, (obs, last_actions, hidden, state)):
+            view[...] = value
+        return tuple(np.from_dlpack(t) for t in self._main(*self._tensors))
+
+    def step(self, obs, last_actions, state) -> tuple[np.ndarray, float]:
+        """One team step from the carried hidden state, through `main_packed` (one result tensor,
+        read through a dlpack view: converting four result tensors would cost ~3.5 µs more)."""
+        views = self._views
+        views[0][...], views[1][...], views[3][...] = obs, last_actions, state
+        out = np.from_dlpack(self._packed(*self._tensors))
+        actions, hidden = self._slices
+        views[2].reshape(-1)[...] = out[hidden]
+        return out[actions].astype(np.int64), float(out[-1])
+
+
+def _elf_machine(path: Path) -> tuple[str, ...]:
+    """Machine names an ELF file can run on, from its e_machine field."""
+    with path.open("rb") as f:
+        head = f.read(20)
+    if head[:4] != b"\x7fELF":
+        raise KdccError(f"{path}: not an ELF shared library")
+    return {62: ("x86_64", "AMD64"), 183: ("aarch64", "arm64")}.get(int.from_bytes(head[18:20], "little"), ())
