@@ -20,14 +20,14 @@ from pathlib import Path
 
 
 def main(teacher_path: str, target: str, out: str) -> None:
+    import warnings
+
     from kdcc.api import profile as cost_profile
-    from kdcc.targets.tvm.lowering import to_relax
-    from kdcc.targets.profile import load_profile
-    from kdcc.targets.tvm.build import build_library
     from kdcc.inputs.teacher import load_teacher
     from kdcc.ir.team import TeamStep
-
-    import warnings
+    from kdcc.targets.profile import load_profile
+    from kdcc.targets.tvm.build import build_library
+    from kdcc.targets.tvm.lowering import to_relax
 
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*", category=FutureWarning)
     started = time.perf_counter()

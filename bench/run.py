@@ -153,14 +153,13 @@ def cpp_latency(runner: Path, lib_dir: Path, calls: int, reps: int) -> dict:
 def scores(bundle: Path, students: dict[str, tuple[Path, Path]], episodes: int, budget_episodes: int) -> dict:
     """Normalised scores: teacher and compiled student via kdcc.api.evaluate, torch students on the same seeds."""
     os.environ.setdefault("TVM_NUM_THREADS", "1")
+    import numpy as np
     import torch
 
-    import numpy as np
-
     from kdcc.api import evaluate, load_policy
+    from kdcc.core.progress import set_quiet
     from kdcc.ir.spec import MarlSpec
     from kdcc.marl.mpe import make_env
-    from kdcc.core.progress import set_quiet
     from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 
     set_quiet(True)

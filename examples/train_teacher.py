@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kdcc.inputs.teacher import save_teacher
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.marl.mpe import make_env, with_agent_sizes
 from kdcc.marl.qmix import build_agent, build_inputs, build_mixer
-from kdcc.inputs.teacher import save_teacher
 
 
 def parse_args(argv=None):

@@ -13,7 +13,6 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
 from torch import fx, nn
 
 from kdcc.ir.spec import MarlSpec

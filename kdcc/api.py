@@ -5,17 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from kdcc.inputs.dataset import Dataset, save_dataset
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import check_writable
+from kdcc.core.progress import note, progress_bar
+from kdcc.flow.collect import collect_dataset
+from kdcc.inputs.dataset import Dataset, save_dataset
+from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import make_env
-from kdcc.core.progress import note, progress_bar
 from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
-from kdcc.inputs.teacher import Teacher
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect"]
 
@@ -101,46 +99,16 @@ def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed
         raise KdccError(f"--epsilon must be in [0, 1], got {epsilon}")
     check_writable(out)
     teacher = load_teacher_like(teacher_path, config)
-    spec = teacher.spec
-    env = make_env(spec.env)
-    policy = TorchPolicy.from_modules(spec, teacher.agent, teacher.mixer, env.avail)
-    rows: dict[str, list] = {k: [] for k in ("obs", "state", "last_actions", "actions", "rewards",
-                                              "episode_end", "hidden", "q", "q_tot")}
-
-    def record(ep, t, step):
-        for key in ("obs", "state", "last_actions", "actions"):
-            rows[key].append(step[key])
-        rows["rewards"].append(step["reward"])
-        rows["episode_end"].append(step["done"])
-        for key in ("hidden", "q", "q_tot"):
-            rows[key].append(policy.last[key])
-
-    torch.manual_seed(seed)
-    with progress_bar("collect", episodes) as advance:
-        run_episodes(env, policy, episodes, seed, epsilon=epsilon, on_step=record, on_episode=lambda _: advance())
-    arrays = {
-        "obs": np.stack(rows["obs"]).astype(np.float32),
-        "state": np.stack(rows["state"]).astype(np.float32),
-        "avail": np.broadcast_to(env.avail, (len(rows["obs"]), *env.avail.shape)).astype(np.float32),
-        "last_actions": np.stack(rows["last_actions"]).astype(np.int64),
-        "actions": np.stack(rows["actions"]).astype(np.int64),
-        "rewards": np.asarray(rows["rewards"], dtype=np.float32),
-        "episode_end": np.asarray(rows["episode_end"], dtype=bool),
-        "hidden": np.stack(rows["hidden"]).astype(np.float32),
-        "q": np.stack(rows["q"]).astype(np.float32),
-        "q_tot": np.asarray(rows["q_tot"], dtype=np.float32),
-    }
-    data = Dataset(spec, arrays, {"teacher": Path(teacher_path).name, "episodes": episodes, "seed": seed,
-                                  "epsilon": epsilon})
+    data = collect_dataset(teacher, Path(teacher_path).name, episodes=episodes, seed=seed, epsilon=epsilon)
     save_dataset(out, data)
     return data
 
 
 def profile(teacher_path: str | Path, target: str, fused: bool = False, config: str | Path | None = None):
     """Per-layer cost of one team step of a teacher on a target (agents batched when `fused`)."""
+    from kdcc.inputs.sources import initial_program
     from kdcc.ir.annotate import graph_costs
     from kdcc.ir.printer import annotate_program
-    from kdcc.inputs.sources import initial_program
     from kdcc.targets.profile import load_profile
     from kdcc.targets.profile_table import profile_rows
 

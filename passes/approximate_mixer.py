@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program, trace
-from kdcc.passes.base import PassContext, register
 from kdcc.marl.qmix import StaticMixer
+from kdcc.passes.base import PassContext, register
 
 DEFAULTS = {"embed": 8, "steps": 600, "lr": 1e-2}
 

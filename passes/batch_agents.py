@@ -14,10 +14,9 @@ per call.
 
 from __future__ import annotations
 
-
-from kdcc.marl.batched_agents import BatchedAgents
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
+from kdcc.marl.batched_agents import BatchedAgents
 from kdcc.passes.base import PassContext, register
 
 

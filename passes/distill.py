@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from kdcc.core.errors import KdccError
-from kdcc.ir.program import Program
-from kdcc.marl.mpe import make_env
-from kdcc.passes import distill_losses as L
-from kdcc.passes.base import PassContext, register
 from kdcc.core.progress import progress_bar
+from kdcc.ir.program import Program
+from kdcc.ir.team import TeamStep
+from kdcc.marl.mpe import make_env
 from kdcc.marl.qmix import build_inputs
 from kdcc.marl.rollout import TorchPolicy, run_episodes
-from kdcc.ir.team import TeamStep
+from kdcc.passes import distill_losses as L
+from kdcc.passes.base import PassContext, register
 
 DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 0.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
             "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 
 from kdcc.ir.program import Program, trace
+from kdcc.ir.team import TeamStep
 from kdcc.marl.mpe import make_env
 from kdcc.passes.base import PassContext, register
-from kdcc.ir.team import TeamStep
 
 
 @register("fuse-team", "fuse agents (batched, shared weights) and the mixer into one team-step graph")

@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kdcc.core.errors import KdccError
+from kdcc.core.interrupt import check_interrupted
 from kdcc.ir.printer import program_text, team_ops
 from kdcc.ir.program import Program
-from kdcc.passes.base import PassContext, get_pass
 from kdcc.marl.probe import Probe, fidelity, replay
-from kdcc.core.interrupt import check_interrupted
+from kdcc.passes.base import PassContext, get_pass
 
 __all__ = ["PassRecord", "run_pipeline", "program_metrics", "select_passes", "Instrument"]
 

@@ -35,12 +35,11 @@ import torch.nn.functional as F
 from kdcc.core.errors import KdccError
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
-from kdcc.passes.base import Budget, PassContext, register
 from kdcc.marl.qmix import build_inputs
-from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.marl.student import candidate_ops, slice_agent, slice_hypernets, split_agent
+from kdcc.passes.base import Budget, PassContext, register
+from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.targets.cost_model import step_cost
-
 
 _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
            "energy_uj": "--budget-energy-uj"}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from kdcc.inputs.teacher import save_teacher
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.marl.qmix import build_agent, build_mixer
-from kdcc.inputs.teacher import save_teacher
 from tests.regression_fixture import check_pipeline_against_golden  # noqa: F401 - fixture: tests/regression_fixture.py
 
 torch.set_num_threads(1)

@@ -9,9 +9,10 @@ from kdcc.api import evaluate
 from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
-from kdcc.passes import Budget
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.passes import Budget
 from tests.conftest import FAST, make_tiny_teacher
+
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):

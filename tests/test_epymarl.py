@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from kdcc.cli.app import main
+from kdcc.core.errors import KdccError
+from kdcc.inputs.epymarl import load_model_dir
+from kdcc.inputs.teacher import load_teacher
+from kdcc.ir.spec import EnvSpec, MarlSpec
 from tests.conftest import tiny_spec
 from tests.epymarl_fixture import write_model_dir
-from kdcc.cli.app import main
-from kdcc.inputs.epymarl import load_model_dir
-from kdcc.core.errors import KdccError
-from kdcc.ir.spec import EnvSpec, MarlSpec
-from kdcc.inputs.teacher import load_teacher
 
 SPREAD = EnvSpec("simple_spread_v3", {"N": 3, "max_cycles": 25})
 

@@ -8,13 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from kdcc.targets.bundle.policy import open_bundle_policy
 from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
-from kdcc.passes import Budget
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.passes import Budget
+from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher
+
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):

@@ -10,11 +10,11 @@ import re
 import matplotlib
 import pytest
 
-from tests.conftest import tiny_spec
-from tests.epymarl_fixture import write_model_dir
 from kdcc.cli.app import build_parser, main
 from kdcc.passes.manager import PassRecord
 from kdcc.reports.html import html_report
+from tests.conftest import tiny_spec
+from tests.epymarl_fixture import write_model_dir
 
 
 def _records() -> list[PassRecord]:

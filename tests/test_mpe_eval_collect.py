@@ -7,8 +7,8 @@ import pytest
 
 from kdcc.api import collect, evaluate
 from kdcc.cli.app import main
-from kdcc.inputs.dataset import load_dataset
 from kdcc.core.errors import KdccError
+from kdcc.inputs.dataset import load_dataset
 from kdcc.ir.spec import EnvSpec
 from kdcc.marl.mpe import make_env
 
@@ -50,9 +50,10 @@ def test_collect_round_trip(tiny_teacher, tmp_path):
     assert back.arrays["episode_end"].reshape(4, 25)[:, -1].all()
     assert (back.arrays["last_actions"].reshape(4, 25, 3)[:, 0] == -1).all()
     # the recorded hidden state entering step t+1 is the teacher's output at step t: replay one step
+    import torch
+
     from kdcc.inputs.teacher import load_teacher
     from kdcc.ir.team import TeamStep
-    import torch
     t = load_teacher(tiny_teacher)
     team = TeamStep(t.spec, t.agent, t.mixer)
     arr = back.arrays
@@ -95,9 +96,9 @@ def test_example_speaker_listener_teacher_beats_random():
 def test_simple_reference_teacher_collects_and_evaluates(tmp_path):
     import torch
 
+    from kdcc.inputs.teacher import save_teacher
     from kdcc.ir.spec import AgentSpec, MarlSpec, MixerSpec
     from kdcc.marl.qmix import build_agent, build_mixer
-    from kdcc.inputs.teacher import save_teacher
 
     env = make_env(EnvSpec("simple_reference_v3", {}))
     assert env.n_agents == 2 and env.obs_sizes == [21, 21] and env.n_actions == 50 and env.state_dim == 42

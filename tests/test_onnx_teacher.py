@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import make_tiny_teacher
 from kdcc.api import collect, evaluate, load_teacher_like
+from kdcc.core.errors import KdccError
 from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions, run_passes
-from kdcc.core.errors import KdccError
 from kdcc.inputs.onnx_teacher import OnnxModule, export_onnx_teacher
-from kdcc.passes import Budget
 from kdcc.inputs.teacher import load_teacher
+from kdcc.passes import Budget
+from tests.conftest import make_tiny_teacher
 
 
 @pytest.fixture(scope="module")

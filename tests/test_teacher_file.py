@@ -1,6 +1,5 @@
 """Teacher format v1: round trip, validation, and refusal to run code."""
 
-import io
 import os
 import pickle
 
@@ -8,7 +7,7 @@ import pytest
 import torch
 
 from kdcc.core.errors import KdccError
-from kdcc.inputs.teacher import load_teacher, save_teacher
+from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher, tiny_spec
 
 

@@ -44,10 +44,10 @@ def add_parser(sub, common) -> None:
     ch.add_argument("--update", action="store_true", help="replace GOLDEN with RECORD (after reporting what "
                     "changed); exit 0")
     ch.add_argument("--json", action="store_true", help="print one JSON object")
-    ch.set_defaults(func=_cmd_check)
+    ch.set_defaults(func=run)
 
 
-def _cmd_check(args) -> int:
+def run(args) -> int:
     from kdcc.core.errors import KdccError
     from kdcc.reports.record_compare import Tolerances, compare_records
 

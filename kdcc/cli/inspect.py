@@ -35,10 +35,10 @@ def add_parser(sub, common) -> None:
     p.add_argument("file", help="teacher, model directory, dataset, bundle or record")
     p.add_argument("--config", help="the sacred config.json of a model directory, or an ONNX teacher's spec")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_cmd_inspect)
+    p.set_defaults(func=run)
 
 
-def _cmd_inspect(args) -> int:
+def run(args) -> int:
     info = inspect_path(args.file, args.config)
     print(json.dumps(info, sort_keys=True, default=str) if args.json else render_inspect(info))
     return 0
@@ -75,8 +75,8 @@ def _spec_summary(spec) -> dict[str, Any]:
 
 
 def _teacher(path: Path, config: str | None, kind: str) -> dict[str, Any]:
-    from kdcc.marl.qmix import build_agent, build_mixer
     from kdcc.inputs.sources import has_torch_weights, load_teacher_source, teacher_files
+    from kdcc.marl.qmix import build_agent, build_mixer
 
     if kind == "model-dir":
         from kdcc.inputs.epymarl import load_model_dir

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kdcc.flow.driver import CompileOptions, CompileResult, check_output_dir, run_passes
 from kdcc.core.fileio import atomic_write_tree
-from kdcc.reports.record import file_sha256, record_files, versions
-from kdcc.reports.markdown import markdown_report
-from kdcc.reports.html import html_report
+from kdcc.flow.driver import CompileOptions, CompileResult, check_output_dir, run_passes
 from kdcc.inputs.sources import files_sha256, teacher_files
+from kdcc.reports.html import html_report
+from kdcc.reports.markdown import markdown_report
+from kdcc.reports.record import file_sha256, record_files, versions
 
 __all__ = ["compile_teacher", "CompileOutput"]
 

@@ -18,14 +18,14 @@ import torch
 
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import check_writable
+from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.flow.instruments import DumpIR, ProgressLine
+from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
+from kdcc.marl.probe import make_probe
 from kdcc.passes import Budget, PassContext, get_pass, registered
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
-from kdcc.marl.probe import make_probe
-from kdcc.core.progress import is_quiet, stderr_console
-from kdcc.inputs.sources import initial_program
 
 __all__ = ["CompileOptions", "CompileResult", "run_passes", "check_output_dir"]
 
@@ -69,27 +69,23 @@ def check_output_dir(out: Path, force: bool) -> None:
 
 
 def _dataset_for(teacher_path: str, teacher, opts: CompileOptions):
-    from kdcc.api import collect
+    from kdcc.flow.collect import collect_dataset
     from kdcc.inputs.dataset import load_dataset
 
     if opts.dataset:
         return load_dataset(opts.dataset, teacher.spec)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return collect(teacher_path, Path(tmp) / "data.npz", episodes=opts.collect_episodes, seed=opts.seed + 1,
-                       config=opts.config)
+    return collect_dataset(teacher, Path(teacher_path).name, episodes=opts.collect_episodes, seed=opts.seed + 1)
 
 
 def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
     """Everything but writing the bundle: load, (collect), probe, run the pipeline."""
-    from kdcc.api import load_teacher_like
+    from kdcc.inputs.sources import load_teacher_source
     from kdcc.targets.profile import load_profile
 
     start = time.perf_counter()
     torch.manual_seed(opts.seed)
     torch.set_num_threads(1)  # tiny models: one thread is fastest here, and bitwise reproducible
-    teacher = load_teacher_like(teacher_path, opts.config)
+    teacher = load_teacher_source(teacher_path, opts.config)
     profile = load_profile(target)
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
     if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):

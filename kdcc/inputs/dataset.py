@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from kdcc.core.errors import KdccError
-from kdcc.ir.spec import MarlSpec
 from kdcc.core.fileio import atomic_write_bytes, npz_bytes
+from kdcc.ir.spec import MarlSpec
 
 __all__ = ["Dataset", "save_dataset", "load_dataset", "FIELDS"]
 

@@ -33,12 +33,12 @@ from typing import Any
 
 import torch
 
+from kdcc.core import progress
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import read_json_object
+from kdcc.inputs.teacher import Teacher, teacher_from_blob
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.marl.mpe import SCENARIOS, env_dims
-from kdcc.core import progress
-from kdcc.inputs.teacher import Teacher, teacher_from_blob
 
 __all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", "load_model_dir",
            "env_id_for_key"]

@@ -29,11 +29,10 @@ import torch
 from torch import nn
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import read_json_object
-from kdcc.core.fileio import atomic_write_bytes
+from kdcc.core.fileio import atomic_write_bytes, read_json_object
+from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import SCENARIOS
-from kdcc.inputs.teacher import Teacher
 
 __all__ = ["FORMAT", "OnnxModule", "is_onnx_teacher", "onnx_teacher_files", "load_onnx_teacher",
            "export_onnx_teacher"]

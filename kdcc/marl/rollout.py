@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import TeamEnv
 from kdcc.ir.team import TeamStep
+from kdcc.marl.mpe import TeamEnv
 
 __all__ = ["Policy", "TorchPolicy", "RandomPolicy", "run_episodes", "EpisodeStats"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kdcc.marl.mpe import make_env
-from kdcc.passes import get_pass
-from kdcc.passes.distill import DEFAULTS
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.passes import get_pass
+from kdcc.passes.distill import DEFAULTS
 
 __all__ = ["ablate_distillation", "ABLATED_TERMS"]
 

@@ -17,13 +17,13 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from kdcc.core.errors import KdccError
+from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.marl.mpe import make_env
+from kdcc.marl.probe import fidelity, make_probe, replay
+from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import get_pass
 from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
-from kdcc.marl.probe import fidelity, make_probe, replay
-from kdcc.core.progress import is_quiet, stderr_console
-from kdcc.marl.rollout import TorchPolicy, run_episodes
 
 __all__ = ["FACTORS", "budget_sweep", "pareto_markdown", "pareto_figure"]
 

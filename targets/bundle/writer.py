@@ -31,11 +31,11 @@ from torch import nn
 
 import kdcc
 from kdcc.core.errors import KdccError
-from kdcc.ir.spec import MarlSpec
 from kdcc.core.interrupt import check_interrupted
+from kdcc.ir.spec import MarlSpec
 from kdcc.targets.bundle import sources as src
-from kdcc.targets.profile import TargetProfile
 from kdcc.targets.bundle.collab_profile import collaboration_profile
+from kdcc.targets.profile import TargetProfile
 
 __all__ = ["BundleResult", "write_bundle", "open_bundle"]
 
@@ -108,8 +108,8 @@ def _write_sources(root: Path, spec: MarlSpec, libraries, student_sha: str) -> N
 
 def _build(module: nn.Module, spec: MarlSpec, profile: TargetProfile, root: Path, out_dir: Path,
            inputs: Sequence[Path], extra_files: dict[str, bytes], meta: dict[str, Any]) -> BundleResult:
-    from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
     from kdcc.targets.tvm.build import build_library
+    from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
     from kdcc.targets.tvm.verify import verify_team_step
 
     relax_mod = to_relax(module, spec)

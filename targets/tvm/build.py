@@ -37,8 +37,8 @@ import numpy as np
 
 from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
-from kdcc.targets.tvm import toolchain
 from kdcc.targets.profile import DeviceProfile, TargetProfile
+from kdcc.targets.tvm import toolchain
 
 __all__ = ["BuiltLibrary", "resolve_target", "build_library", "build_libraries", "HostPolicy"]
 

@@ -164,8 +164,8 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
 def _reference_step():
     """A GRU-16 student's fused team step (static mixer): the shape of what kdcc compiles."""
     from kdcc.ir.spec import AgentSpec, MarlSpec, MixerSpec
-    from kdcc.marl.qmix import build_agent, build_mixer
     from kdcc.ir.team import TeamStep, team_example_inputs
+    from kdcc.marl.qmix import build_agent, build_mixer
 
     spec = MarlSpec(n_agents=3, obs_dim=18, state_dim=54, n_actions=5, agent=AgentSpec("rnn", 16),
                     mixer=MixerSpec("static", 8))

@@ -33,9 +33,9 @@ import torch
 from torch import fx, nn
 
 from kdcc.core.errors import KdccError
+from kdcc.core.fileio import atomic_write_bytes
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import team_example_inputs
-from kdcc.core.fileio import atomic_write_bytes
 
 __all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "decompose_recurrent", "to_relax", "to_onnx", "onnx_bytes"]
 

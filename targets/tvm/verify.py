@@ -19,8 +19,8 @@ from torch import nn
 
 from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
-from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES
 from kdcc.ir.team import team_example_inputs
+from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES
 
 __all__ = ["ATOL", "probe_episode", "verify_team_step"]
 

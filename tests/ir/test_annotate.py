@@ -21,8 +21,8 @@ from kdcc.ir.annotate import graph_costs
 from kdcc.ir.printer import annotate_program
 from kdcc.ir.program import from_modules
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.passes import PassContext, get_pass
 from kdcc.marl.qmix import build_agent, build_mixer
+from kdcc.passes import PassContext, get_pass
 
 N, OBS, STATE, ACTIONS = 3, 18, 54, 5
 H, E, HYPER = 256, 64, 256

@@ -6,9 +6,9 @@ import re
 
 import torch
 
+from kdcc.inputs.teacher import load_teacher
 from kdcc.ir.printer import program_text
 from kdcc.ir.program import from_modules
-from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from kdcc.inputs.teacher import load_teacher
 from kdcc.ir.program import Program, from_modules
 from kdcc.passes import PassContext
 from kdcc.targets.profile import load_profile
-from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_tiny_teacher
 
 GOLDEN_DIR = Path(__file__).parent / "golden"

@@ -5,11 +5,11 @@ import torch
 
 from kdcc.api import collect
 from kdcc.inputs.dataset import load_dataset
-from kdcc.ir.program import from_modules
-from kdcc.passes import Budget, PassContext, get_pass
-from kdcc.marl.probe import fidelity, make_probe, replay
-from kdcc.targets.profile import load_profile
 from kdcc.inputs.teacher import load_teacher
+from kdcc.ir.program import from_modules
+from kdcc.marl.probe import fidelity, make_probe, replay
+from kdcc.passes import Budget, PassContext, get_pass
+from kdcc.targets.profile import load_profile
 from tests.conftest import make_tiny_teacher
 
 

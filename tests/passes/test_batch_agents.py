@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from kdcc.ir.program import from_modules
 from kdcc.marl.batched_agents import BatchedAgents
-from kdcc.ir.program import from_modules, trace
-from kdcc.passes import PassContext, get_pass
 from kdcc.marl.qmix import build_agent, build_mixer
+from kdcc.passes import PassContext, get_pass
 from kdcc.targets.profile import load_profile
 from tests.conftest import REPO, speaker_listener_spec
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from kdcc.passes import distill_losses as L
 from kdcc.marl.qmix import RNNAgent
+from kdcc.passes import distill_losses as L
 
 
 def test_policy_kl_is_zero_for_equal_q_and_known_for_two_actions():

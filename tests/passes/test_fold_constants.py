@@ -8,9 +8,9 @@ import torch
 from kdcc.ir.annotate import graph_costs
 from kdcc.ir.printer import annotate_program, program_text
 from kdcc.ir.program import Program, from_modules
-from kdcc.passes import get_pass
-from kdcc.marl.qmix import StaticMixer, build_agent, build_mixer
 from kdcc.ir.team import team_example_inputs
+from kdcc.marl.qmix import StaticMixer, build_agent, build_mixer
+from kdcc.passes import get_pass
 from tests.conftest import tiny_spec
 
 fold_constants = get_pass("fold-constants").run

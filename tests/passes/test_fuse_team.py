@@ -6,9 +6,9 @@ import torch
 
 from kdcc.ir.annotate import graph_costs
 from kdcc.ir.printer import annotate_program, program_text
-from kdcc.passes import get_pass
-from kdcc.marl.qmix import build_inputs
 from kdcc.ir.team import team_example_inputs
+from kdcc.marl.qmix import build_inputs
+from kdcc.passes import get_pass
 
 fuse_team = get_pass("fuse-team").run
 

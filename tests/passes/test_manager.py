@@ -9,9 +9,9 @@ from kdcc.core.errors import KdccError
 from kdcc.flow.instruments import DumpIR
 from kdcc.ir.printer import program_text
 from kdcc.ir.program import Program, from_modules
+from kdcc.marl.probe import make_probe
 from kdcc.passes import base, register
 from kdcc.passes.manager import run_pipeline, select_passes
-from kdcc.marl.probe import make_probe
 
 # The "exact" pipeline: clean-up and fusion, no training.
 EXACT = ["normalize-eval", "eliminate-dead-code", "fuse-team", "fold-constants", "eliminate-dead-code"]

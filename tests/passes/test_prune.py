@@ -5,16 +5,16 @@ import pytest
 import torch
 
 from kdcc.api import collect
-from kdcc.inputs.dataset import load_dataset
 from kdcc.core.errors import KdccError
+from kdcc.inputs.dataset import load_dataset
+from kdcc.inputs.teacher import load_teacher, save_teacher
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import from_modules
-from kdcc.passes import Budget, PassContext, get_pass
 from kdcc.marl.qmix import build_agent, build_mixer
 from kdcc.marl.student import slice_agent
+from kdcc.passes import Budget, PassContext, get_pass
 from kdcc.targets.cost_model import estimate
 from kdcc.targets.profile import load_profile
-from kdcc.inputs.teacher import load_teacher, save_teacher
 from tests.conftest import tiny_spec
 
 

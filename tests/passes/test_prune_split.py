@@ -6,16 +6,16 @@ import torch
 
 from kdcc.api import collect
 from kdcc.inputs.dataset import load_dataset
+from kdcc.inputs.teacher import load_teacher
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import from_modules
 from kdcc.ir.spec import MarlSpec
-from kdcc.passes import Budget, PassContext, get_pass
-from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.marl.qmix import build_inputs
 from kdcc.marl.student import split_agent
+from kdcc.passes import Budget, PassContext, get_pass
+from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.targets.cost_model import estimate
 from kdcc.targets.profile import load_profile
-from kdcc.inputs.teacher import load_teacher
 from tests.conftest import make_speaker_listener_teacher, speaker_listener_spec
 
 

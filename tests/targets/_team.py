@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from kdcc.marl.qmix import build_agent, build_mixer
 from kdcc.ir.team import TeamStep
+from kdcc.marl.qmix import build_agent, build_mixer
 from tests.conftest import speaker_listener_spec, tiny_spec
 
 

@@ -111,8 +111,8 @@ def test_same_inputs_give_byte_identical_bundles(tmp_path):
 def test_open_bundle_steps_like_the_library(host_bundle, tmp_path):
     import numpy as np
 
-    from kdcc.targets.bundle.writer import open_bundle
     from kdcc.ir.team import team_example_inputs
+    from kdcc.targets.bundle.writer import open_bundle
 
     team, out, _, _ = host_bundle
     policy = open_bundle(out)

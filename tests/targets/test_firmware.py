@@ -98,8 +98,8 @@ def test_orin_cpu_firmware_runs_under_qemu(tmp_path, make_team):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     host = tmp_path / "host.so"
-    from kdcc.targets.tvm.lowering import to_relax
     from kdcc.targets.tvm.build import build_library
+    from kdcc.targets.tvm.lowering import to_relax
 
     profile = load_profile("host")
     build_library(to_relax(team, team.spec), profile.device("cpu"), profile, host, tmp_path / ".work")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import fx, nn
 
-from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES, decompose_recurrent, onnx_bytes, to_onnx, to_relax
 from kdcc.ir.team import team_example_inputs
+from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES, decompose_recurrent, onnx_bytes, to_onnx, to_relax
 from tests.targets._team import tiny_team
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from kdcc.cli.app import main
+from kdcc.inputs.teacher import load_teacher
 from kdcc.ir.annotate import graph_costs
 from kdcc.ir.printer import annotate_program
 from kdcc.ir.program import from_modules
 from kdcc.targets.profile import known_profiles
-from kdcc.inputs.teacher import load_teacher
 
 
 def _annotated_flops(path) -> int:

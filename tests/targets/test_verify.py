@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from kdcc.core.errors import KdccError
-from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
 from kdcc.targets.profile import load_profile
 from kdcc.targets.tvm.build import build_library
+from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
 from kdcc.targets.tvm.verify import verify_team_step
 from tests.targets._team import tiny_team
 

@@ -1,0 +1,86 @@
+"""`kdcc compile`: the compile flow (kdcc.flow), then a summary table or one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdcc.cli.args import budget_from_args, pass_names, pass_options
+from kdcc.cli.help import CONFIG_HELP, TEACHER_HELP
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("compile", parents=[common], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        help="distill, prune and compile a teacher into a deployable student bundle",
+                        description="Run a pipeline of graph passes on the teacher (default: approximate the "
+                        "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
+                        "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
+                        "package, student.onnx, profile.json, report.md + report.html, record/) atomically.")
+    p.add_argument("teacher", help=TEACHER_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
+    p.add_argument("-o", "--out", help="bundle directory to write (omit to only run the passes)")
+    p.add_argument("--force", action="store_true", help="replace an existing non-empty output directory")
+    p.add_argument("--pipeline", default="default", help="named pipeline (default, exact)")
+    p.add_argument("--passes", help="run exactly these passes, comma-separated, in this order")
+    p.add_argument("--skip", help="comma-separated passes to leave out of the pipeline")
+    p.add_argument("--dump-ir", metavar="DIR", help="write the program text after each pass to DIR/NN_<pass>.txt, as the "
+                    "passes run (kept when a later pass fails: a debugging aid)")
+    p.add_argument("--record", metavar="DIR", help="write a per-pass snapshot for `kdcc check`")
+    p.add_argument("--dataset", help="a `kdcc collect` dataset (default: collect 200 episodes on the fly)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget-flops", help="FLOPs per team step: a number (80k, 1.5M) or a ratio to the "
+                    "teacher (30x); default 30x when no budget is given")
+    p.add_argument("--budget-bytes", help="bytes moved per team step")
+    p.add_argument("--budget-latency-us", help="estimated latency per team step on the target, µs")
+    p.add_argument("--budget-energy-uj", help="estimated energy per team step on the target, µJ")
+    p.add_argument("--opt", action="append", metavar="PASS.NAME=VALUE",
+                    help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable)")
+    p.add_argument("--ablate", action="store_true",
+                    help="re-run distillation without each loss term and add the comparison to report.md")
+    p.add_argument("--pareto", action="store_true",
+                    help="re-run prune+distill at 1/4, 1/2 and 2x the budget, score each in MPE, and add the "
+                    "budget-vs-score front to report.md/report.html (and pareto.json)")
+    p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from kdcc.flow.compile import compile_teacher
+    from kdcc.flow.driver import CompileOptions
+    from kdcc.reports.markdown import summary_rows
+
+    opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
+                          budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
+                          ablate=args.ablate, pareto=args.pareto, options=pass_options(args.opt), config=args.config)
+    out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
+                          build=not args.no_build)
+    recs = out.result.records
+    if args.json:
+        print(json.dumps({"out": str(args.out), "passes": [
+            {"name": r.name, "wall_s": r.wall_s, "metrics": r.metrics, "fidelity": r.fidelity} for r in recs],
+            "bundle": getattr(out.bundle, "summary", lambda: None)(), "pareto": out.pareto},
+            sort_keys=True, default=str))
+        return 0
+    if not args.quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)")
+        for h in ["#", "pass", "FLOPs", "params", "bytes", "est. µs", "est. µJ", "max|ΔQ|", "agree", "|ΔQtot|"]:
+            table.add_column(h, justify="left" if h == "pass" else "right")
+        for row in summary_rows(recs):
+            table.add_row(*row)
+        Console(width=None if sys.stdout.isatty() else 150).print(table)
+        if out.pareto is not None and not args.out:
+            from kdcc.reports.pareto import pareto_markdown
+
+            print(pareto_markdown(out.pareto))
+        if args.out:
+            print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")
+    return 0
