@@ -18,7 +18,21 @@ from torch import nn
 
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["TeamStep", "team_example_inputs"]
+__all__ = ["TeamStep", "team_example_inputs", "agent_inputs"]
+
+
+def agent_inputs(obs: torch.Tensor, last_actions: torch.Tensor, action_ids: torch.Tensor | None,
+                 agent_onehot: torch.Tensor | None) -> torch.Tensor:
+    """The one definition of an agent's input vector: obs ‖ one_hot(last action) ‖ one_hot(agent id).
+
+    A last action of -1 ("none yet") gives an all-zero one-hot, as EPyMARL feeds its agents;
+    a part whose ids are None is left out (the spec's obs_last_action / obs_agent_id)."""
+    parts = [obs]
+    if action_ids is not None:
+        parts.append((last_actions.unsqueeze(-1) == action_ids).float())
+    if agent_onehot is not None:
+        parts.append(agent_onehot)
+    return torch.cat(parts, dim=-1)
 
 
 class TeamStep(nn.Module):
@@ -34,12 +48,9 @@ class TeamStep(nn.Module):
         self.register_buffer("unavail_bias", (1.0 - avail) * -1e9)
 
     def forward(self, obs, last_actions, hidden, state):
-        parts = [obs]
-        if self.spec.obs_last_action:
-            parts.append((last_actions.unsqueeze(-1) == self.action_ids).float())
-        if self.spec.obs_agent_id:
-            parts.append(self.agent_ids)
-        q, new_hidden = self.agent(torch.cat(parts, dim=-1), hidden)
+        x = agent_inputs(obs, last_actions, self.action_ids if self.spec.obs_last_action else None,
+                         self.agent_ids if self.spec.obs_agent_id else None)
+        q, new_hidden = self.agent(x, hidden)
         actions = torch.argmax(q + self.unavail_bias, dim=-1)
         chosen = torch.gather(q, 1, actions.unsqueeze(-1)).reshape(1, -1)
         q_tot = self.mixer(chosen, state.reshape(1, -1)).reshape(1)

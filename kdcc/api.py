@@ -9,13 +9,16 @@ from kdcc.core.errors import KdccError
 from kdcc.core.fileio import check_writable
 from kdcc.core.progress import note, progress_bar
 from kdcc.flow.collect import collect_dataset
+from kdcc.flow.compile import CompileOutput, compile_teacher
+from kdcc.flow.driver import CompileOptions
 from kdcc.inputs.dataset import Dataset, save_dataset
 from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
 
-__all__ = ["EvalResult", "load_policy", "evaluate", "collect"]
+__all__ = ["EvalResult", "load_policy", "evaluate", "collect", "profile", "compile_teacher", "CompileOptions",
+           "CompileOutput", "load_teacher_like"]
 
 
 @dataclass

@@ -413,7 +413,6 @@ def test_bad_inputs_leave_the_inputs_alone(results, inputs, inputs_before):
     for _, _, future in results.values():
         future.result()
     assert _snapshot(inputs) == inputs_before
-    assert not list(Path("/proc").glob("kdcc*"))
 
 
 # --------------------------------------------------------------------------- Ctrl-C

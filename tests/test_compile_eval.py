@@ -44,3 +44,15 @@ def test_a_bundle_without_a_library_for_this_machine_runs_its_onnx_graph(compile
     via_onnx = evaluate(cross, episodes=3, seed=0)
     assert "student.onnx in ONNX Runtime" in capsys.readouterr().err
     assert via_onnx.mean == pytest.approx(evaluate(out.out_dir, episodes=3, seed=0).mean, abs=1e-9)
+
+
+def test_the_teacher_has_one_digest_everywhere_and_it_is_sha256sum(compiled):
+    import hashlib
+
+    teacher, out = compiled
+    expected = hashlib.sha256(teacher.read_bytes()).hexdigest()
+    doc = json.loads((out.out_dir / "profile.json").read_text())
+    manifest = json.loads((out.out_dir / "record" / "manifest.json").read_text())
+    assert doc["inputs"]["teacher"]["sha256"] == expected
+    assert manifest["inputs"]["teacher"]["sha256"] == expected
+    assert [v for k, v in doc["hashes"]["inputs"].items() if k.endswith("t.pt")] == [expected]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -15,7 +16,8 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.core.interrupt import check_interrupted
 
-__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes"]
+__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes", "sha256_file",
+           "sha256_files"]
 
 
 def check_writable(path: str | Path, is_file: bool = True) -> None:
@@ -112,3 +114,23 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes: what `sha256sum` prints, so anyone can check it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_files(files: list[Path]) -> str:
+    """One digest for an input made of several files (a model directory, an ONNX teacher).
+
+    A single file's digest is its own `sha256_file`; several files hash the `sha256sum`-style
+    listing of their names and digests, so each file can still be checked on its own."""
+    if len(files) == 1:
+        return sha256_file(files[0])
+    listing = "".join(f"{sha256_file(f)}  {Path(f).name}\n" for f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()

@@ -1,8 +1,16 @@
-"""`kdcc compile`: the driver's passes, then the backend's bundle, with report and record inside.
+"""`kdcc compile`, top to bottom: the stages of a compile.
 
-Inputs are all validated before anything is written; the bundle (and the
-`--record` directory) are written atomically, so a failure at any point —
-including Ctrl-C — leaves no partial output and an existing bundle untouched.
+    check outputs   refuse to clobber; the parents must take new directories (nothing written yet)
+    resolve inputs  teacher (its files, one sha256), dataset, target profile: read and checked once
+    plan            the pass list and its options, checked before any work
+    passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
+    studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional)
+    reports         report.md, report.html and record/ as bytes
+    bundle          the TVM backend writes the bundle atomically (or the reports alone with --no-build)
+    record          --record DIR, after the bundle: a failed build replaces neither
+
+A failure at any stage — including Ctrl-C — leaves no partial output and an
+existing bundle untouched.
 """
 
 from __future__ import annotations
@@ -12,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kdcc.core.fileio import atomic_write_tree
-from kdcc.flow.driver import CompileOptions, CompileResult, check_output_dir, run_passes
-from kdcc.inputs.sources import files_sha256, teacher_files
+from kdcc.core.errors import KdccError
+from kdcc.core.fileio import atomic_write_tree, check_writable
+from kdcc.flow.driver import CompileOptions, CompileResult, plan_passes, run_passes_on, single_threaded
+from kdcc.flow.inputs import resolve_inputs
 from kdcc.reports.html import html_report
 from kdcc.reports.markdown import markdown_report
-from kdcc.reports.record import file_sha256, record_files, versions
+from kdcc.reports.record import record_files, versions
 
-__all__ = ["compile_teacher", "CompileOutput"]
+__all__ = ["compile_teacher", "CompileOutput", "check_output_dir"]
 
 
 @dataclass
@@ -30,63 +39,78 @@ class CompileOutput:
     pareto: dict[str, Any] | None = None  # the --pareto sweep (also pareto.json in the bundle)
 
 
-def _manifest(teacher_path: str, target: str, opts: CompileOptions, result: CompileResult) -> dict[str, Any]:
-    files = teacher_files(teacher_path, opts.config)
-    inputs = {"teacher": {"path": Path(teacher_path).name, "sha256": files_sha256(files)}}
-    if len(files) > 1:  # a model directory or an ONNX teacher: name what the hash covers
-        inputs["teacher"]["files"] = [f.name for f in files]
-    if opts.dataset:
-        inputs["dataset"] = {"path": Path(opts.dataset).name, "sha256": file_sha256(opts.dataset)}
+def check_output_dir(out: Path, force: bool) -> None:
+    """Refuse to clobber a non-empty directory unless --force; the parent must take a new directory."""
+    if out.exists() and not out.is_dir():
+        raise KdccError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise KdccError(f"{out}: directory exists and is not empty (use --force to replace it)")
+    check_writable(out, is_file=False)
+
+
+def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
     budget = {k: v for k, v in opts.budget.__dict__.items() if v is not None}
-    return {"target": target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,
-            "budget": budget, "options": dict(sorted(opts.options.items())), "inputs": inputs,
+    return {"target": result.inputs.target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,
+            "budget": budget, "options": dict(sorted(opts.options.items())), "inputs": result.inputs.manifest(),
             "versions": versions()}
 
 
-def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
-                    force: bool = False, record: str | Path | None = None, build: bool = True) -> CompileOutput:
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        check_output_dir(out_dir, force)
-    if record is not None:
-        check_output_dir(Path(record), force)
-    import torch
-
-    torch.set_num_threads(1)  # passes and the ablation's re-runs: bitwise reproducible, and fastest here
-    result = run_passes(teacher_path, target, opts)
-    manifest = _manifest(teacher_path, target, opts, result)
-    rec_files = record_files(result.records, manifest)
-    bundle = sweep = None
-    sections, figures, sweep_files = [], {}, {}
-    if opts.pareto:  # also without -o: `--json` prints it
+def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
+    """The optional re-runs: report sections, figures and files (--pareto is kept without -o for --json)."""
+    sections, figures, files, sweep = [], {}, {}, None
+    if opts.pareto:
         from kdcc.reports.pareto import budget_sweep, pareto_figure, pareto_markdown
 
         sweep = budget_sweep(result)
         sections.append(("Budget vs score", pareto_markdown(sweep)))
         figures["budget_vs_score"] = lambda: pareto_figure(sweep)
-        sweep_files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
-    if out_dir is not None:
-        if opts.ablate:
-            from kdcc.reports.ablation import ablate_distillation
+        files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
+    if opts.ablate and with_ablation:
+        from kdcc.reports.ablation import ablate_distillation
 
-            sections.insert(0, ("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
-        report = markdown_report(Path(teacher_path).name, target, result.records, extra_sections=sections)
-        html = html_report(Path(teacher_path).name, target, result.records, extra_sections=sections,
-                           extra_figures=figures)
-        extra = {"report.md": report.encode(), "report.html": html.encode(), **sweep_files,
-                 **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
-        if build:
-            from kdcc.targets.bundle.writer import write_bundle
+        sections.insert(0, ("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
+    return sections, figures, files, sweep
 
-            meta = {"fidelity": result.records[-1].fidelity, "cost": result.records[-1].metrics,
-                    "inputs": manifest["inputs"], "pipeline": result.passes}
-            bundle = write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir,
-                                  force=force, extra_files=extra, meta=meta,
-                                  inputs=[*teacher_files(teacher_path, opts.config),
-                                          *([opts.dataset] if opts.dataset else []),
-                                          *([target] if Path(target).is_file() else [])])
-        else:
-            atomic_write_tree(out_dir, extra)
-    if record is not None:  # after the bundle: a failed build replaces neither
+
+def _report_files(result: CompileResult, sections, figures, study_files: dict[str, bytes],
+                  rec_files: dict[str, bytes]) -> dict[str, bytes]:
+    """What the bundle carries beside the libraries: the reports, the studies' files and the record."""
+    name, target = result.inputs.teacher_path.name, result.inputs.target
+    report = markdown_report(name, target, result.records, extra_sections=sections)
+    html = html_report(name, target, result.records, extra_sections=sections, extra_figures=figures)
+    return {"report.md": report.encode(), "report.html": html.encode(), **study_files,
+            **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
+
+
+def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool):
+    from kdcc.targets.bundle.writer import write_bundle
+
+    last = result.records[-1]
+    meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
+            "pipeline": result.passes}
+    return write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir, force=force,
+                        extra_files=files, meta=meta, inputs=result.inputs.files)
+
+
+def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
+                    force: bool = False, record: str | Path | None = None, build: bool = True) -> CompileOutput:
+    out_dir = Path(out) if out is not None else None
+    for directory in (out_dir, Path(record) if record is not None else None):
+        if directory is not None:
+            check_output_dir(directory, force)
+    with single_threaded(opts.seed):
+        inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
+        names = plan_passes(opts)
+        result = run_passes_on(inputs, names, opts)
+        sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
+        rec_files = record_files(result.records, _manifest(result, opts))
+        bundle = None
+        if out_dir is not None:
+            files = _report_files(result, sections, figures, study_files, rec_files)
+            if build:
+                bundle = _write_bundle(result, out_dir, files, force)
+            else:
+                atomic_write_tree(out_dir, files)
+    if record is not None:
         atomic_write_tree(record, rec_files)
     return CompileOutput(result, out_dir, bundle, sweep)

@@ -1,24 +1,25 @@
-"""The compile driver: teacher + target + budget -> student program -> bundle.
+"""The passes stage of a compile: the plan, the data, and the pipeline with its instruments.
 
-Stages: load and validate every input first (nothing is written before all of
-them are good), get the MPE data the training passes need, build the fixed
-probe, run the pipeline with its instruments, then hand the final program to
-the TVM backend, which writes the bundle atomically with the report inside.
+`plan_passes` checks the pass list and its options before any work; `run_passes`
+gets the MPE data the training passes need (the given dataset, or teacher
+rollouts collected in memory), builds the fixed probe and runs the pipeline,
+one `PassRecord` per pass. `single_threaded` is the one place torch's thread
+count and seed are set for a compile.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import check_writable
 from kdcc.core.progress import is_quiet, stderr_console
+from kdcc.flow.collect import collect_dataset
+from kdcc.flow.inputs import CompileInputs, resolve_inputs
 from kdcc.flow.instruments import DumpIR, ProgressLine
 from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
@@ -27,9 +28,7 @@ from kdcc.passes import Budget, PassContext, get_pass, registered
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 
-__all__ = ["CompileOptions", "CompileResult", "run_passes", "check_output_dir"]
-
-log = logging.getLogger("kdcc")
+__all__ = ["CompileOptions", "CompileResult", "plan_passes", "run_passes", "single_threaded"]
 
 
 @dataclass
@@ -54,39 +53,35 @@ class CompileResult:
     records: list[PassRecord]
     passes: list[str]
     wall_s: float
-    teacher: Any
-    profile: Any
+    inputs: CompileInputs
     ctx: PassContext
 
+    @property
+    def teacher(self):
+        return self.inputs.teacher
 
-def check_output_dir(out: Path, force: bool) -> None:
-    """Refuse to clobber a non-empty directory unless --force; the parent must take a new directory."""
-    if out.exists() and not out.is_dir():
-        raise KdccError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise KdccError(f"{out}: directory exists and is not empty (use --force to replace it)")
-    check_writable(out, is_file=False)
-
-
-def _dataset_for(teacher_path: str, teacher, opts: CompileOptions):
-    from kdcc.flow.collect import collect_dataset
-    from kdcc.inputs.dataset import load_dataset
-
-    if opts.dataset:
-        return load_dataset(opts.dataset, teacher.spec)
-    return collect_dataset(teacher, Path(teacher_path).name, episodes=opts.collect_episodes, seed=opts.seed + 1)
+    @property
+    def profile(self):
+        return self.inputs.profile
 
 
-def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
-    """Everything but writing the bundle: load, (collect), probe, run the pipeline."""
-    from kdcc.inputs.sources import load_teacher_source
-    from kdcc.targets.profile import load_profile
+@contextmanager
+def single_threaded(seed: int):
+    """One torch thread and a fixed seed for the whole compile, restored after.
 
-    start = time.perf_counter()
-    torch.manual_seed(opts.seed)
-    torch.set_num_threads(1)  # tiny models: one thread is fastest here, and bitwise reproducible
-    teacher = load_teacher_source(teacher_path, opts.config)
-    profile = load_profile(target)
+    Float sums depend on the thread count: one thread gives the same bytes on any
+    machine, and for graphs this small it is also the fastest."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def plan_passes(opts: CompileOptions) -> list[str]:
+    """The passes to run, checked against what the compile's options need; nothing is run yet."""
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
     if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):
         raise KdccError("--pareto re-runs prune and distill at other budgets: the pipeline must have prune "
@@ -95,22 +90,32 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
         if key.partition(".")[0] not in registered():
             raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "
                             f"(passes: {', '.join(sorted(registered()))})")
-    program = initial_program(teacher, names, opts.seed)  # an ONNX teacher: a fresh student
-    dataset = None
-    if opts.dataset or any(get_pass(n).needs_training for n in names):  # a given dataset is always checked
-        dataset = _dataset_for(teacher_path, teacher, opts)
-    ctx = PassContext(teacher=teacher, profile=profile, dataset=dataset, budget=opts.budget, seed=opts.seed,
-                      options=dict(opts.options))
-    probe = make_probe(teacher)
-    instruments = []
-    if opts.dump_ir:
-        instruments.append(DumpIR(opts.dump_ir))
+    return names
+
+
+def _training_data(inputs: CompileInputs, names: list[str], opts: CompileOptions):
+    if inputs.dataset is not None or not any(get_pass(n).needs_training for n in names):
+        return inputs.dataset
+    return collect_dataset(inputs.teacher, inputs.teacher_path.name, episodes=opts.collect_episodes,
+                           seed=opts.seed + 1)
+
+
+def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions) -> CompileResult:
+    """The pipeline on resolved inputs: data, probe, passes; call inside `single_threaded`."""
+    start = time.perf_counter()
+    program = initial_program(inputs.teacher, names, opts.seed)  # an ONNX teacher: a fresh student
+    ctx = PassContext(teacher=inputs.teacher, profile=inputs.profile, dataset=_training_data(inputs, names, opts),
+                      budget=opts.budget, seed=opts.seed, options=dict(opts.options))
+    probe = make_probe(inputs.teacher)
+    instruments = [DumpIR(opts.dump_ir)] if opts.dump_ir else []
     if not is_quiet():
         instruments.append(ProgressLine(stderr_console))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # float sums depend on the thread count: one thread gives the same bytes on any machine
-    try:
-        program, records = run_pipeline(program, names, ctx, probe, instruments)
-    finally:
-        torch.set_num_threads(threads)
-    return CompileResult(program, records, names, time.perf_counter() - start, teacher, profile, ctx)
+    program, records = run_pipeline(program, names, ctx, probe, instruments)
+    return CompileResult(program, records, names, time.perf_counter() - start, inputs, ctx)
+
+
+def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
+    """Everything but writing: resolve the inputs, plan, and run the passes (the API's short way)."""
+    with single_threaded(opts.seed):
+        inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
+        return run_passes_on(inputs, plan_passes(opts), opts)

@@ -46,7 +46,6 @@ __all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", 
 AGENT, MIXER, OPTIMISER = "agent.th", "mixer.th", "opt.th"
 _ENV_PREFIXES = ("pz-mpe-", "pz-mpe2-")  # EPyMARL registers PettingZoo envs as pz-<lib>-<name with dashes>
 _DEFAULT_MAX_CYCLES = 25  # mpe2's own default, which a larger time_limit cannot extend
-_reported: set[tuple[str, str]] = set()
 
 
 def is_model_dir(path: str | Path) -> bool:
@@ -255,13 +254,9 @@ def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files:
 
 
 def _report(name: str, notes: list[str]) -> None:
-    """Print each note once per process: a compile loads the teacher more than once."""
-    if progress.is_quiet():
-        return
+    """What the import had to assume, one note each (a compile loads its teacher once)."""
     for note in notes:
-        if (name, note) not in _reported:
-            _reported.add((name, note))
-            progress.note(f"{name}: {note}")
+        progress.note(f"{name}: {note}")
 
 
 def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet: bool = False) -> Teacher:

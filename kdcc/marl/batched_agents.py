@@ -24,7 +24,7 @@ from torch import nn
 
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["BatchedAgents"]
+__all__ = ["BatchedAgents", "own_network"]
 
 
 def _gates_t(weight: torch.Tensor, w: int, W: int, rows_in: int) -> torch.Tensor:
@@ -93,3 +93,31 @@ class BatchedAgents(nn.Module):
             h_new = F.relu(torch.bmm(a, self.rnn_w) + self.rnn_b.unsqueeze(1))
         q = torch.bmm(h_new, self.fc2_w) + self.fc2_b.unsqueeze(1)
         return (q.transpose(0, 1).reshape(-1, self.n_actions), h_new.transpose(0, 1).reshape(-1, W))
+
+
+def own_network(batched: nn.Module, spec: MarlSpec, i: int) -> nn.Module:
+    """Agent i's network cut back out of a BatchedAgents (or its traced graph): exact, no padding.
+
+    The inverse of the stacking above, so a robot runs only its own weights."""
+    from kdcc.marl.qmix import RNNAgent
+
+    w, a, cols = spec.agent.widths[i], spec.action_size(i), spec.agent_input_cols(i)
+    W = spec.agent.hidden_dim
+    net = RNNAgent(len(cols), w, a, use_rnn=spec.recurrent)
+    p = dict(batched.named_parameters())
+    with torch.no_grad():
+        net.fc1.weight.copy_(p["fc1_w"][i][cols, :w].T)
+        net.fc1.bias.copy_(p["fc1_b"][i, :w])
+        if spec.recurrent:
+            for name, mine in (("rnn_wi", net.rnn.weight_ih), ("rnn_wh", net.rnn.weight_hh)):
+                for g in range(3):
+                    mine[g * w: (g + 1) * w] = p[name][i][:w, g * W: g * W + w].T
+            for name, mine in (("rnn_bi", net.rnn.bias_ih), ("rnn_bh", net.rnn.bias_hh)):
+                for g in range(3):
+                    mine[g * w: (g + 1) * w] = p[name][i, g * W: g * W + w]
+        else:
+            net.rnn.weight.copy_(p["rnn_w"][i, :w, :w].T)
+            net.rnn.bias.copy_(p["rnn_b"][i, :w])
+        net.fc2.weight.copy_(p["fc2_w"][i, :w, :a].T)
+        net.fc2.bias.copy_(p["fc2_b"][i, :a])
+    return net.eval()

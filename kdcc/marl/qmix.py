@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcc.ir.spec import MarlSpec
+from kdcc.ir.team import agent_inputs
 
 __all__ = ["RNNAgent", "SplitAgents", "QMixer", "StaticMixer", "build_agent", "build_mixer", "build_inputs"]
 
@@ -145,15 +146,8 @@ def build_mixer(spec: MarlSpec) -> nn.Module:
 def build_inputs(spec: MarlSpec, obs: torch.Tensor, last_actions: torch.Tensor) -> torch.Tensor:
     """obs [B, n, obs_dim], last_actions [B, n] (int, -1 = none yet) -> inputs [B, n, input_dim].
 
-    At the first step of an episode there is no last action: -1 gives an all-zero
-    one-hot, as EPyMARL feeds its agents.
+    Batched over steps for training; the construction itself is `kdcc.ir.team.agent_inputs`.
     """
     batch, n = obs.shape[0], spec.n_agents
-    parts = [obs]
-    if spec.obs_last_action:
-        acts = last_actions.long()
-        onehot = F.one_hot(acts.clamp(min=0), spec.n_actions).to(obs.dtype)
-        parts.append(onehot * (acts >= 0).unsqueeze(-1).to(obs.dtype))
-    if spec.obs_agent_id:
-        parts.append(torch.eye(n, dtype=obs.dtype).expand(batch, n, n))
-    return torch.cat(parts, dim=-1)
+    return agent_inputs(obs, last_actions.long(), torch.arange(spec.n_actions) if spec.obs_last_action else None,
+                        torch.eye(n, dtype=obs.dtype).expand(batch, n, n) if spec.obs_agent_id else None)
