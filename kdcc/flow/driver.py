@@ -23,7 +23,7 @@ from kdcc.flow.instruments import DumpIR, ProgressLine
 from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
 from kdcc.marl.probe import make_probe
-from kdcc.passes import Budget, PassContext, get_pass, registered
+from kdcc.passes import Budget, PassContext, check_options, get_pass
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 
@@ -91,10 +91,7 @@ def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileR
     if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):
         raise KdccError("--pareto re-runs prune and distill at other budgets: the pipeline must have prune "
                         f"followed by distill (it has: {', '.join(names)})")
-    for key in opts.options:  # a misspelt pass name would otherwise be silently ignored
-        if key.partition(".")[0] not in registered():
-            raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "
-                            f"(passes: {', '.join(sorted(registered()))})")
+    opts.options = check_options(opts.options)  # typed by each pass's config; a wrong key or type is an error
     program = initial_program(teacher, names, opts.seed)  # an ONNX teacher: a fresh student
     dataset = None
     if opts.dataset or any(get_pass(n).needs_training for n in names):  # a given dataset is always checked
