@@ -12,7 +12,7 @@ step on the fixed example input of `team_example_inputs`):
   and `getitem`s: tracing leaves one for every value unpacked or sliced, used
   or not (a feed-forward agent of its own still slices its hidden state),
   they cost nothing, and eliminate-dead-code drops them;
-* one team step maps (obs, last_actions, hidden, state) to actions [n] (int64),
+* one team step runs, and maps (obs, last_actions, hidden, state) to actions [n] (int64),
   q [n, A], new hidden [n, H] and q_tot [1], with n, A, H from the spec;
 * the decisions in the history are plain data (None, bool, int, float, str,
   lists and string-keyed dicts of them), so records can be saved and replayed.
@@ -54,8 +54,12 @@ def check_program(program: Program) -> None:
 def _check_team_shapes(program: Program) -> None:
     spec = program.spec
     n, a, h = spec.n_agents, spec.n_actions, spec.agent.hidden_dim
-    with torch.no_grad():
-        outputs = program.team_module()(*team_example_inputs(spec))
+    try:
+        with torch.no_grad():
+            outputs = program.team_module()(*team_example_inputs(spec))
+    except Exception as e:  # whatever a malformed graph raises: named, on one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InvariantError(f"team step fails on the spec's example input: {type(e).__name__}: {reason}") from None
     expected = {"actions": (n,), "q": (n, a), "new_hidden": (n, h), "q_tot": (1,)}
     if not isinstance(outputs, tuple) or len(outputs) != len(expected):
         raise InvariantError(f"team step returns {type(outputs).__name__}, not the tuple ({', '.join(expected)})")
