@@ -52,8 +52,6 @@ _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "
            "energy_uj": "--budget-energy-uj"}
 
 
-
-
 @dataclass(frozen=True)
 class PruneConfig:
     split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
