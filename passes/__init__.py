@@ -1,4 +1,4 @@
-"""Passes: one per file, registered by name; named pipelines are in `pipelines`."""
+"""Passes: one per file, registered by name with a typed config; named pipelines are in `pipelines`."""
 
 from kdcc.passes import (  # noqa: F401  (importing a pass module registers it)
     approximate_mixer,
@@ -10,6 +10,16 @@ from kdcc.passes import (  # noqa: F401  (importing a pass module registers it)
     normalize_eval,
     prune,
 )
-from kdcc.passes.base import Budget, Pass, PassContext, get_pass, register, registered
+from kdcc.passes.base import (
+    Budget,
+    Pass,
+    PassContext,
+    check_options,
+    describe_passes,
+    get_pass,
+    register,
+    registered,
+)
 
-__all__ = ["Budget", "Pass", "PassContext", "get_pass", "register", "registered"]
+__all__ = ["Budget", "Pass", "PassContext", "check_options", "describe_passes", "get_pass", "register",
+           "registered"]

@@ -11,9 +11,12 @@ constraint) and costs ~n·E + S·E FLOPs. It is fitted by regression on the
 teacher mixer's Q_tot over the dataset's states, at the teacher's per-agent Q
 of the greedy actions and of random actions (so the fit covers more than the
 greedy point). The fit's error is recorded. Preconditions: a dataset.
+Options (`--opt approximate-mixer.<name>=value`): `ApproximateMixerConfig`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +25,16 @@ from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program, trace
 from kdcc.marl.qmix import StaticMixer
 from kdcc.passes.base import PassContext, register
+from kdcc.passes.config import option
 
-DEFAULTS = {"embed": 8, "steps": 600, "lr": 1e-2}
+__all__ = ["ApproximateMixerConfig", "run"]
+
+
+@dataclass(frozen=True)
+class ApproximateMixerConfig:
+    embed: int = option(8, "width E of the fitted mixer's hidden layer")
+    steps: int = option(600, "Adam steps of the regression on the teacher mixer's Q_tot")
+    lr: float = option(1e-2, "Adam learning rate of that regression")
 
 
 def _fit_data(ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -41,23 +52,22 @@ def _fit_data(ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 @register("approximate-mixer", "replace the hypernetwork mixer by a fitted state-independent monotonic mixer",
-          needs_training=True)
+          needs_training=True, config=ApproximateMixerConfig)
 def run(program: Program, ctx: PassContext) -> Program:
     if program.spec.mixer.kind == "static":
         return program.with_decision("approximate-mixer", applied=False, reason="mixer is already static")
     if ctx.dataset is None:
         raise KdccError("approximate-mixer needs a dataset (pass --dataset or let compile collect one)")
-    embed = int(ctx.option("approximate-mixer", "embed", DEFAULTS["embed"]))
-    steps = int(ctx.option("approximate-mixer", "steps", DEFAULTS["steps"]))
-    spec = program.spec.with_mixer(kind="static", embed_dim=embed)
+    config = ctx.config_for("approximate-mixer")
+    spec = program.spec.with_mixer(kind="static", embed_dim=config.embed)
     qs, states, target = _fit_data(ctx)
     torch.manual_seed(ctx.seed)
-    mixer = StaticMixer(spec.n_agents, spec.state_dim, embed)
+    mixer = StaticMixer(spec.n_agents, spec.state_dim, config.embed)
     with torch.no_grad():  # start V' at the mean so the regression only learns the shape
         mixer.V[2].bias.fill_(float(target.mean()))
-    opt = torch.optim.Adam(mixer.parameters(), lr=DEFAULTS["lr"])
+    opt = torch.optim.Adam(mixer.parameters(), lr=config.lr)
     scale = float(target.std()) + 1e-6
-    for _ in range(steps):
+    for _ in range(config.steps):
         loss = F.mse_loss(mixer(qs, states).squeeze(-1), target) / scale**2
         opt.zero_grad()
         loss.backward()
@@ -67,6 +77,6 @@ def run(program: Program, ctx: PassContext) -> Program:
         err = (mixer(qs, states).squeeze(-1) - target).abs()
     out = program.copy(mixer=trace(mixer, "Mixer"))
     out = Program(spec, out.agent, out.mixer, out.team, out.history)
-    return out.with_decision("approximate-mixer", applied=True, kind="static", embed=embed,
+    return out.with_decision("approximate-mixer", applied=True, kind="static", embed=config.embed,
                              fit_mean_abs_err=round(float(err.mean()), 5), fit_max_abs_err=round(float(err.max()), 5),
                              target_std=round(scale, 5))

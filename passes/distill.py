@@ -8,7 +8,7 @@ states it will visit itself). The loss is a weighted sum of the terms in
 `distill_losses` — policy KL at temperature τ plus greedy-action CE,
 relationship distillation on the agents' hidden embeddings, value
 decomposition distillation of Q_tot, and the cost-weighted resource term.
-Every weight is an option (`--opt distill.<name>=value`, defaults below); the
+Every weight is an option (`--opt distill.<name>=value`, `DistillConfig`); the
 temperature τ defaults to the teacher's mean std of Q over actions on the
 dataset, the scale on which its greedy choices are made.
 Deterministic for a fixed seed on CPU (single-threaded torch).
@@ -17,6 +17,7 @@ Deterministic for a fixed seed on CPU (single-threaded torch).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -30,9 +31,29 @@ from kdcc.marl.qmix import build_inputs
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import distill_losses as L
 from kdcc.passes.base import PassContext, register
+from kdcc.passes.config import option
 
-DEFAULTS = {"steps": 1500, "batch": 32, "lr": 3e-3, "tau": 0.0, "w_kl": 1.0, "w_q": 0.5, "w_ce": 0.5, "w_relation": 0.5,
-            "w_value": 0.5, "w_resource": 0.05, "dagger_every": 150, "dagger_episodes": 16, "dagger_epsilon": 0.1}
+__all__ = ["DistillConfig", "run"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The training schedule and the weight of every loss term (`distill_losses`); the decision records
+    it as used (with τ resolved)."""
+
+    steps: int = option(1500, "Adam steps (cosine-decayed learning rate)")
+    batch: int = option(32, "episodes per step, drawn from the dataset and the DAgger rollouts")
+    lr: float = option(3e-3, "peak Adam learning rate")
+    tau: float = option(0.0, "softmax temperature of the policy terms; 0 = the teacher's mean std of Q over actions")
+    w_kl: float = option(1.0, "weight of the policy KL at temperature tau")
+    w_q: float = option(0.5, "weight of the scaled Q-value regression")
+    w_ce: float = option(0.5, "weight of the cross-entropy to the teacher's greedy action")
+    w_relation: float = option(0.5, "weight of the relationship term (agents' pairwise similarity)")
+    w_value: float = option(0.5, "weight of the Q_tot regression to the teacher mixer")
+    w_resource: float = option(0.05, "weight of the cost-weighted group lasso on hidden units")
+    dagger_every: int = option(150, "steps between DAgger rounds of student rollouts (0 = none)")
+    dagger_episodes: int = option(16, "student rollouts per DAgger round")
+    dagger_epsilon: float = option(0.1, "epsilon-greedy exploration of the student in those rollouts")
 _SEQ_KEYS = ("obs", "last_actions", "state", "q", "hidden", "q_tot")
 
 
@@ -89,7 +110,8 @@ def _unit_costs(spec, profile) -> dict[str, float]:
     return {"fc1": per_unit * share * w, "rnn": per_unit * (1 - share) * w}
 
 
-def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: dict) -> dict[str, torch.Tensor]:
+def _loss(program: Program, batch: dict[str, torch.Tensor], o: DistillConfig,
+          unit_cost: dict) -> dict[str, torch.Tensor]:
     spec, agent, mixer = program.spec, program.agent, program.mixer
     B, T, n = batch["obs"].shape[:3]
     h = torch.zeros(B * n, spec.agent.hidden_dim)
@@ -108,23 +130,23 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: dict, unit_cost: 
     chosen = q_s.gather(-1, q_t.argmax(-1, keepdim=True)).squeeze(-1)
     q_tot = mixer(chosen.reshape(B * T, n), batch["state"].reshape(B * T, -1)).view(B, T)
     terms = {
-        "kl": L.policy_kl(q_s, q_t, o["tau"]),
+        "kl": L.policy_kl(q_s, q_t, o.tau),
         "q": L.q_regression(q_s, q_t, avail),
-        "ce": L.greedy_ce(q_s, q_t, o["tau"]),
+        "ce": L.greedy_ce(q_s, q_t, o.tau),
         "relation": L.relation(h_s[:, 1:], batch["hidden"][:, 1:]) if T > 1 else q_s.new_zeros(()),
         "value": L.value(q_tot, batch["q_tot"]),
         "resource": L.resource(L.gru_unit_norms(agent), unit_cost),
     }
-    terms["total"] = sum(o[f"w_{k}"] * v for k, v in terms.items())
+    terms["total"] = sum(getattr(o, f"w_{k}") * v for k, v in terms.items())
     return terms
 
 
 @register("distill", "train the student on teacher data and its own rollouts (KL+CE, relation, value, resource)",
-          needs_training=True)
+          needs_training=True, config=DistillConfig)
 def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("distill needs a dataset (pass --dataset or let compile collect one)")
-    o = {k: type(v)(ctx.option("distill", k, v)) for k, v in DEFAULTS.items()}
+    o = ctx.config_for("distill")
     out = program.copy()
     torch.manual_seed(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
@@ -133,33 +155,33 @@ def run(program: Program, ctx: PassContext) -> Program:
         for p in gm.parameters():
             p.requires_grad_(True)
     params = [*out.agent.parameters(), *out.mixer.parameters()]
-    opt = torch.optim.Adam(params, lr=o["lr"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / o["steps"])))
+    opt = torch.optim.Adam(params, lr=o.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / o.steps)))
     pool = _episodes(ctx.dataset.arrays)
-    if o["tau"] <= 0:  # auto: the teacher's typical spread of Q over actions
-        o["tau"] = round(max(float(pool["q"].std(-1).mean()), 1e-4), 6)
+    if o.tau <= 0:  # auto: the teacher's typical spread of Q over actions
+        o = replace(o, tau=round(max(float(pool["q"].std(-1).mean()), 1e-4), 6))
     unit_cost = _unit_costs(out.spec, ctx.profile)
     curve: list[dict] = []
-    with progress_bar("distill", o["steps"]) as advance:
-        for step in range(o["steps"]):
-            if o["dagger_every"] and step and step % o["dagger_every"] == 0:
+    with progress_bar("distill", o.steps) as advance:
+        for step in range(o.steps):
+            if o.dagger_every and step and step % o.dagger_every == 0:
                 team = TeamStep(out.spec, out.agent, out.mixer).eval()
-                fresh = _label(ctx, team, o["dagger_episodes"], 50_000 + step, o["dagger_epsilon"])
+                fresh = _label(ctx, team, o.dagger_episodes, 50_000 + step, o.dagger_epsilon)
                 pool = {k: torch.cat([pool[k], fresh[k]]) for k in pool}
                 out.agent.train()
-            idx = torch.from_numpy(rng.integers(0, len(pool["obs"]), size=o["batch"]))
+            idx = torch.from_numpy(rng.integers(0, len(pool["obs"]), size=o.batch))
             terms = _loss(out, {k: v[idx] for k, v in pool.items()}, o, unit_cost)
             opt.zero_grad()
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             sched.step()
-            if step % 50 == 0 or step == o["steps"] - 1:
+            if step % 50 == 0 or step == o.steps - 1:
                 curve.append({"step": step, **{k: round(float(v.detach()), 6) for k, v in terms.items()}})
             advance()
     for gm in (out.agent, out.mixer):
         gm.eval()
         for p in gm.parameters():
             p.requires_grad_(False)
-    return out.with_decision("distill", options=o, episodes_seen=int(len(pool["obs"])), curve=curve,
+    return out.with_decision("distill", options=asdict(o), episodes_seen=int(len(pool["obs"])), curve=curve,
                              unit_cost={k: round(v, 6) for k, v in unit_cost.items()})

@@ -4,8 +4,9 @@ Agents share weights, so instead of n calls of the agent network (n small
 GEMVs per layer) the team graph runs it once with the agents as the batch
 dimension (one GEMM per layer), builds the agent inputs in-graph (one-hot of
 the last action by comparison with a constant, agent ids as a constant),
-takes the greedy actions over each agent's available actions, and appends the
-mixer so a single call maps
+takes the greedy actions over each agent's available actions (the spec's
+`avail()`, which is the scenario's: teachers are loaded with its per-agent
+action sizes), and appends the mixer so a single call maps
 
     (obs, last_actions, hidden, state) -> (actions, q, new_hidden, q_tot).
 
@@ -18,11 +19,8 @@ Exact: the outputs equal the agent graph run per agent followed by the mixer.
 
 from __future__ import annotations
 
-import torch
-
 from kdcc.ir.program import Program, trace
 from kdcc.ir.team import TeamStep
-from kdcc.marl.mpe import make_env
 from kdcc.passes.base import PassContext, register
 
 
@@ -31,8 +29,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     if program.team is not None:
         return program.with_decision("fuse-team", applied=False, reason="already fused")
     src = program.copy()
-    avail = torch.from_numpy(make_env(src.spec.env).avail)
-    team = trace(TeamStep(src.spec, src.agent, src.mixer, avail).eval(), "Team")
+    team = trace(TeamStep(src.spec, src.agent, src.mixer).eval(), "Team")
     out = src.copy(team=team)
     if src.spec.agent.split:
         return out.with_decision("fuse-team", applied=True, agent_networks=src.spec.n_agents,

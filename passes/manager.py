@@ -5,7 +5,10 @@ cost metrics on the target (FLOPs, parameters, bytes, estimated latency and
 energy from the cost model), fidelity against the teacher on the fixed probe,
 the probe outputs, and the decisions the pass made. Instruments see each
 record as it is made (`--dump-ir` writes the text; `--record` a snapshot).
-Errors name the failing pass.
+After every pass the program's invariants are checked (`kdcc.ir.invariants`:
+graph lint, no dangling nodes, team-step shapes per the spec, decisions as
+plain data), so a pass that breaks one is caught where it did. Errors name the
+failing pass.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from kdcc.core.errors import KdccError
 from kdcc.core.interrupt import check_interrupted
+from kdcc.ir.invariants import InvariantError, check_program
 from kdcc.ir.printer import program_text, team_ops
 from kdcc.ir.program import Program
 from kdcc.marl.probe import Probe, fidelity, replay
@@ -74,16 +78,13 @@ def select_passes(pipeline: Sequence[str], only: Sequence[str] | None = None,
 
 
 def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe: Probe,
-                 instruments: Sequence[Instrument] = (),
-                 on_pass: Callable[[str], None] | None = None) -> tuple[Program, list[PassRecord]]:
+                 instruments: Sequence[Instrument] = ()) -> tuple[Program, list[PassRecord]]:
     records = [_record(0, "import", 0.0, program, ctx, probe, {})]
     for inst in instruments:
         inst(records[0], program)
     for i, name in enumerate(names, start=1):
         check_interrupted()
         p = get_pass(name)
-        if on_pass is not None:
-            on_pass(name)
         start = time.perf_counter()
         try:
             result = p.run(program, ctx)
@@ -92,6 +93,10 @@ def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe
         wall = time.perf_counter() - start
         if not isinstance(result, Program):
             raise TypeError(f"pass {name} returned {type(result).__name__}, not a Program")
+        try:
+            check_program(result)
+        except InvariantError as e:
+            raise InvariantError(f"pass {name} broke an IR invariant: {e}") from None
         decisions = result.history[-1] if len(result.history) > len(program.history) else {}
         program = result
         records.append(_record(i, name, wall, program, ctx, probe, decisions))

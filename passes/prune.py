@@ -22,12 +22,16 @@ one network per agent instead, each with its own width (`prune_split`): the
 units each agent keeps are scored on that agent's steps alone. Separate
 networks cost separate kernels, so when none fits (a tight latency budget) the
 shared network is tried as above; `--opt prune.split=0` asks for it directly.
+
+Both ways end alike (`_student`): the mixer is pruned to the agents' widest
+network, and the decision records the sizing (device, multiple, limits, the
+cost model's estimate) and the units kept, so it can be replayed.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,17 +42,45 @@ from kdcc.ir.program import Program, trace
 from kdcc.marl.qmix import build_inputs
 from kdcc.marl.student import candidate_ops, slice_agent, slice_hypernets, split_agent
 from kdcc.passes.base import Budget, PassContext, register
+from kdcc.passes.config import option
 from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.targets.cost_model import step_cost
 
+__all__ = ["PruneConfig", "run"]
+
 _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
            "energy_uj": "--budget-energy-uj"}
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
 
 
 def _budget_limits(budget: Budget, teacher_flops: int) -> dict[str, float]:
     limits = {k: getattr(budget, k) for k in ("flops", "bytes", "latency_us", "energy_uj")
               if getattr(budget, k) is not None}
     return limits or {"flops": teacher_flops / budget.ratio}
+
+
+def _sizing(program: Program, ctx: PassContext):
+    """(limits, device): what the student must fit in, and the device the cost model runs the teacher on."""
+    teacher_ops = team_ops(program)
+    limits = _budget_limits(ctx.budget, sum(c.flops for _, c in teacher_ops))
+    return limits, step_cost(teacher_ops, ctx.profile)[1]
+
+
+def _candidate_cost(program: Program, ctx: PassContext, device, kind: str, widths: tuple[int, ...] = (),
+                    hidden: int | None = None) -> dict[str, float]:
+    """The team step's cost on `device` for agents of `kind` and width `hidden` (or one network per agent of
+    `widths`); a 2-layer QMIX mixer is costed at the hypernetwork width it would be pruned to."""
+    spec = program.spec
+    hidden = max(widths) if widths else hidden
+    cand = spec.with_agent(kind=kind, hidden_dim=hidden, **({"widths": widths} if widths else {}))
+    mixer = None if spec.mixer.kind == "qmix" else program.mixer
+    if mixer is None and spec.mixer.hypernet_layers == 2:
+        cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, hidden))
+    return step_cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
 
 
 def _agent_scores(program: Program, ctx: PassContext,
@@ -90,31 +122,21 @@ def _widths(top: int, multiple: int) -> list[int]:
 
 
 @register("prune", "remove the least important hidden units, as many as the target cost budget asks",
-          needs_training=True)
+          needs_training=True, config=PruneConfig)
 def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("prune needs a dataset (pass --dataset or let compile collect one)")
     spec = program.spec
-    if spec.heterogeneous and not spec.agent.split and ctx.option("prune", "split", 1):
+    if spec.heterogeneous and not spec.agent.split and ctx.config_for("prune").split:
         split = _run_split(program, ctx)
         if split is not None:
             return split
-    teacher_ops = team_ops(program)
-    teacher_flops = sum(c.flops for _, c in teacher_ops)
-    limits = _budget_limits(ctx.budget, teacher_flops)
-    qmix_2layer = spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2
-    _, device = step_cost(teacher_ops, ctx.profile)
-    multiple = device.preferred_multiple
+    limits, device = _sizing(program, ctx)
     smallest = None
     chosen = None
-    kinds = ["rnn", "ff"] if spec.recurrent else ["ff"]
-    for kind in kinds:
-        for w in _widths(spec.agent.hidden_dim, multiple):
-            cand = spec.with_agent(hidden_dim=w, kind=kind)
-            if qmix_2layer:
-                cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, w))
-            mixer = None if spec.mixer.kind == "qmix" else program.mixer
-            cost, _ = step_cost(candidate_ops(cand, mixer), ctx.profile, device)
+    for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
+        for w in _widths(spec.agent.hidden_dim, device.preferred_multiple):
+            cost = _candidate_cost(program, ctx, device, kind, hidden=w)
             if smallest is None or cost["flops"] < smallest["flops"]:
                 smallest = cost
             if all(cost[k] <= v for k, v in limits.items()):
@@ -128,18 +150,11 @@ def run(program: Program, ctx: PassContext) -> Program:
         raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want}; the smallest "
                         f"reachable student costs {reach}")
     kind, width, cost = chosen
-    mixer_gm, mixer_decision, new_spec_m = _pruned_mixer(program, ctx, spec, width)
     fc1_score, rnn_score = _agent_scores(program, ctx)
-    keep_fc1 = fc1_score.topk(width).indices
-    keep_rnn = rnn_score.topk(width).indices
+    keep_fc1, keep_rnn = fc1_score.topk(width).indices, rnn_score.topk(width).indices
     agent, new_spec = slice_agent(program.agent, spec, keep_fc1, keep_rnn, kind)
-    decision = {"width": width, "kind": kind, "device": device.name, "multiple": multiple,
-                "limits": {k: round(v, 4) for k, v in limits.items()},
-                "estimate": {k: round(v, 4) for k, v in cost.items()},
-                "kept_fc1": sorted(keep_fc1.tolist()), "kept_rnn": sorted(keep_rnn.tolist()), **mixer_decision}
-    new_spec = replace(new_spec, mixer=new_spec_m.mixer)
-    out = Program(new_spec, trace(agent, "Agent"), mixer_gm, None, program.history)
-    return out.with_decision("prune", **decision)
+    return _student(program, ctx, agent, new_spec, {"width": width}, device, limits, cost,
+                    {"kept_fc1": sorted(keep_fc1.tolist()), "kept_rnn": sorted(keep_rnn.tolist())})
 
 
 def _hypernet_width(spec, width: int) -> int:
@@ -158,37 +173,35 @@ def _pruned_mixer(program: Program, ctx: PassContext, spec, width: int):
     return trace(mixer, "Mixer"), {"hypernet_embed": keep}, new_spec
 
 
+def _student(program: Program, ctx: PassContext, agent, agent_spec, size: dict, device, limits: dict,
+             cost: dict, kept: dict) -> Program:
+    """The pruned program: the sliced agent (`agent_spec`: its spec), the mixer pruned to the widest agent
+    network, and the decision: `size` (width or widths), the sizing, the cost model's estimate, `kept`."""
+    mixer_gm, mixer_decision, mixer_spec = _pruned_mixer(program, ctx, program.spec, agent_spec.agent.hidden_dim)
+    decision = {**size, "kind": agent_spec.agent.kind, "device": device.name, "multiple": device.preferred_multiple,
+                "limits": {k: round(v, 4) for k, v in limits.items()},
+                "estimate": {k: round(v, 4) for k, v in cost.items()}, **kept, **mixer_decision}
+    out = Program(replace(agent_spec, mixer=mixer_spec.mixer), trace(agent, "Agent"), mixer_gm, None, program.history)
+    return out.with_decision("prune", **decision)
+
+
 def _run_split(program: Program, ctx: PassContext) -> Program | None:
     """Heterogeneous agents: one network per agent, widths shared out by the cost model (prune_split);
     None when no such student fits the budget."""
     spec = program.spec
-    teacher_ops = team_ops(program)
-    limits = _budget_limits(ctx.budget, sum(c.flops for _, c in teacher_ops))
-    _, device = step_cost(teacher_ops, ctx.profile)
+    limits, device = _sizing(program, ctx)
     allowed = sorted(_widths(spec.agent.hidden_dim, device.preferred_multiple))
     scores = _agent_scores(program, ctx, per_agent=True)
-    mixer = None if spec.mixer.kind == "qmix" else program.mixer
     for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
-        def cost(widths, kind=kind):
-            cand = spec.with_agent(kind=kind, hidden_dim=max(widths), widths=widths)
-            if mixer is None and spec.mixer.hypernet_layers == 2:
-                cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, max(widths)))
-            return step_cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
-
-        found = allocate_widths(scores, allowed, cost, limits)
+        found = allocate_widths(scores, allowed, lambda widths, kind=kind: _candidate_cost(
+            program, ctx, device, kind, widths=widths), limits)
         if found:
             break
     if not found:  # each network costs its own kernels: a shared one may still fit (the caller tries it)
         return None
-    widths, est = found
+    widths, cost = found
     keeps = [(f.topk(w).indices, r.topk(w).indices) for (f, r), w in zip(scores, widths)]
     agent, new_spec = split_agent(program.agent, spec, keeps, kind)
-    mixer_gm, mixer_decision, new_spec_m = _pruned_mixer(program, ctx, spec, max(widths))
-    new_spec = replace(new_spec, mixer=new_spec_m.mixer)
-    decision = {"widths": list(widths), "kind": kind, "device": device.name, "multiple": device.preferred_multiple,
-                "limits": {k: round(v, 4) for k, v in limits.items()},
-                "estimate": {k: round(v, 4) for k, v in est.items()},
-                "importance_kept": [round(importance_kept(s, w), 4) for s, w in zip(scores, widths)],
-                "kept_rnn": [sorted(r.tolist()) for _, r in keeps], **mixer_decision}
-    out = Program(new_spec, trace(agent, "Agent"), mixer_gm, None, program.history)
-    return out.with_decision("prune", **decision)
+    return _student(program, ctx, agent, new_spec, {"widths": list(widths)}, device, limits, cost,
+                    {"importance_kept": [round(importance_kept(s, w), 4) for s, w in zip(scores, widths)],
+                     "kept_rnn": [sorted(r.tolist()) for _, r in keeps]})

@@ -40,16 +40,15 @@ def budget_from_args(args):
     return Budget(**kw, **({"ratio": ratio} if ratio else {}))
 
 
-def pass_options(pairs):
+def pass_options(pairs) -> dict[str, str]:
+    """`--opt PASS.NAME=VALUE` pairs as {"PASS.NAME": "VALUE"}; the values stay strings: each pass's config
+    types them (kdcc.passes.check_options), so a wrong key or type is named with the pass's options."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or "." not in key:
             raise KdccError(f"--opt: expected PASS.NAME=VALUE, got {pair!r}")
-        try:
-            out[key] = float(value) if any(c in value for c in ".e") else int(value)
-        except ValueError:
-            raise KdccError(f"--opt {key}: not a number: {value!r}") from None
+        out[key] = value
     return out
 
 

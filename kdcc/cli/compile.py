@@ -39,7 +39,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("--budget-latency-us", help="estimated latency per team step on the target, µs")
     p.add_argument("--budget-energy-uj", help="estimated energy per team step on the target, µJ")
     p.add_argument("--opt", action="append", metavar="PASS.NAME=VALUE",
-                    help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable)")
+                    help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable); `kdcc "
+                    "passes` lists every pass's options with type, default and doc")
     p.add_argument("--ablate", action="store_true",
                     help="re-run distillation without each loss term and add the comparison to report.md")
     p.add_argument("--pareto", action="store_true",

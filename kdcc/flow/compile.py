@@ -1,8 +1,8 @@
 """`kdcc compile`, top to bottom: the stages of a compile.
 
     check outputs   refuse to clobber; the parents must take new directories (nothing written yet)
+    plan            the pass list and its typed options, checked before any input is read
     resolve inputs  teacher (its files, one sha256), dataset, target profile: read and checked once
-    plan            the pass list and its options, checked before any work
     passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
     studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional)
     reports         report.md, report.html and record/ as bytes
@@ -99,8 +99,8 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         if directory is not None:
             check_output_dir(directory, force)
     with single_threaded(opts.seed):
-        inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
         names = plan_passes(opts)
+        inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
         result = run_passes_on(inputs, names, opts)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
         rec_files = record_files(result.records, _manifest(result, opts))

@@ -24,7 +24,7 @@ from kdcc.flow.instruments import DumpIR, ProgressLine
 from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
 from kdcc.marl.probe import make_probe
-from kdcc.passes import Budget, PassContext, get_pass, registered
+from kdcc.passes import Budget, PassContext, check_options, get_pass
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 
@@ -86,10 +86,7 @@ def plan_passes(opts: CompileOptions) -> list[str]:
     if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):
         raise KdccError("--pareto re-runs prune and distill at other budgets: the pipeline must have prune "
                         f"followed by distill (it has: {', '.join(names)})")
-    for key in opts.options:  # a misspelt pass name would otherwise be silently ignored
-        if key.partition(".")[0] not in registered():
-            raise KdccError(f"--opt {key}: no pass named {key.partition('.')[0]!r} "
-                            f"(passes: {', '.join(sorted(registered()))})")
+    opts.options = check_options(opts.options)  # typed by each pass's config: the record keeps the typed values
     return names
 
 
@@ -117,5 +114,5 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
 def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:
     """Everything but writing: resolve the inputs, plan, and run the passes (the API's short way)."""
     with single_threaded(opts.seed):
-        inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
-        return run_passes_on(inputs, plan_passes(opts), opts)
+        names = plan_passes(opts)
+        return run_passes_on(resolve_inputs(teacher_path, target, opts.config, opts.dataset), names, opts)

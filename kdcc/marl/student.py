@@ -17,7 +17,7 @@ from torch import nn
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.qmix import QMixer, build_agent, build_mixer
+from kdcc.marl.qmix import build_agent, build_mixer
 
 __all__ = ["slice_agent", "split_agent", "slice_hypernets", "candidate_ops", "gru_rows"]
 
@@ -102,9 +102,3 @@ def candidate_ops(spec: MarlSpec, mixer: nn.Module | None = None):
     agent = build_agent(spec)
     mixer = mixer if mixer is not None else build_mixer(spec)
     return team_ops(Program(spec, trace(agent, "Agent"), trace(mixer, "Mixer")))
-
-
-def is_qmix(mixer: nn.Module) -> bool:
-    return all(hasattr(mixer, n) for n in ("hyper_w_1", "hyper_w_final", "hyper_b_1", "V")) or isinstance(mixer, QMixer)
-
-

@@ -3,6 +3,8 @@
 The distill pass is re-run from the same pruned student with one loss term's
 weight set to zero at a time; each variant is scored on the probe (fidelity)
 and in MPE (mean team return over the same seeds), next to the full loss.
+Each row names the weight the compile used (the user's `--opt`, else the
+default), since that is what was removed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import get_pass
-from kdcc.passes.distill import DEFAULTS
 
 __all__ = ["ablate_distillation", "ABLATED_TERMS"]
 
@@ -28,6 +29,7 @@ def ablate_distillation(result, ctx, episodes: int = 20, seed: int = 0) -> str:
     before = result.records[names.index("distill") - 1].program
     probe = make_probe(ctx.teacher)
     env = make_env(ctx.teacher.spec.env)
+    used = ctx.config_for("distill")
     rows = []
     for term in (None, *ABLATED_TERMS):
         options = dict(ctx.options)
@@ -37,7 +39,7 @@ def ablate_distillation(result, ctx, episodes: int = 20, seed: int = 0) -> str:
         fid = fidelity(replay(student.team_module(), student.spec, probe), probe)
         policy = TorchPolicy(student.spec, student.team_module())
         ret = run_episodes(env, policy, episodes, seed).mean
-        label = "full loss" if term is None else f"without {term[2:]} (weight {DEFAULTS[term]} → 0)"
+        label = "full loss" if term is None else f"without {term[2:]} (weight {getattr(used, term)} → 0)"
         rows.append(f"| {label} | {fid['action_agreement']:.3f} | {fid['max_abs_dq']:.3g} | "
                     f"{fid['mean_abs_dq_tot']:.3g} | {ret:.2f} |")
     head = ["| variant | action agree | max abs ΔQ | mean abs ΔQ_tot | team return |", "|---|---|---|---|---|"]

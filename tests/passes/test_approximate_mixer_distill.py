@@ -1,5 +1,7 @@
 """approximate-mixer (monotonic fit of Q_tot) and distill (fidelity restored after pruning)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -55,3 +57,26 @@ def test_distill_restores_fidelity_after_pruning(setup):
     assert curve[-1]["total"] < curve[0]["total"]
     assert set(curve[0]) >= {"kl", "ce", "relation", "value", "resource", "total"}
     assert not any(p.requires_grad for p in student.agent.parameters())
+
+
+def test_mixer_approximation_honours_its_learning_rate(setup):
+    """lr=0 leaves the fitted mixer at its initialisation: the fit is worse than with the default lr."""
+    _, ctx, program = setup
+    fit = {lr: get_pass("approximate-mixer").run(program, replace(ctx, options={
+        "approximate-mixer.steps": 20, **({"approximate-mixer.lr": lr} if lr is not None else {})})).history[-1]
+        for lr in (None, "0")}
+    assert fit["0"]["fit_mean_abs_err"] > fit[None]["fit_mean_abs_err"]
+    frozen = get_pass("approximate-mixer").run(program, replace(ctx, options={"approximate-mixer.steps": 0}))
+    assert frozen.history[-1]["fit_mean_abs_err"] == fit["0"]["fit_mean_abs_err"]
+
+
+def test_ablation_names_the_weights_the_compile_used(setup):
+    from types import SimpleNamespace
+
+    from kdcc.reports.ablation import ablate_distillation
+
+    _, ctx, program = setup
+    ctx = replace(ctx, options={"distill.steps": 2, "distill.dagger_every": 0, "distill.w_relation": 0.7})
+    records = [SimpleNamespace(name="import", program=program), SimpleNamespace(name="distill", program=None)]
+    table = ablate_distillation(SimpleNamespace(records=records), ctx, episodes=1)
+    assert "without relation (weight 0.7 → 0)" in table and "without kl (weight 1.0 → 0)" in table

@@ -7,6 +7,7 @@ import torch
 
 from kdcc.core.errors import KdccError
 from kdcc.flow.instruments import DumpIR
+from kdcc.ir.invariants import InvariantError
 from kdcc.ir.printer import program_text
 from kdcc.ir.program import Program, from_modules
 from kdcc.marl.probe import make_probe
@@ -17,12 +18,14 @@ from kdcc.passes.manager import run_pipeline, select_passes
 EXACT = ["normalize-eval", "eliminate-dead-code", "fuse-team", "fold-constants", "eliminate-dead-code"]
 FAILING = "test-manager-failing"
 NOT_A_PROGRAM = "test-manager-not-a-program"
+DANGLING = "test-manager-dangling"
+NOT_DATA = "test-manager-not-data"
+BROKEN = (FAILING, NOT_A_PROGRAM, DANGLING, NOT_DATA)
 
 
-@pytest.fixture
-def broken_passes(monkeypatch):
-    """Two passes that go wrong, registered for one test only (the registry is restored after it)."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+def _register_broken(mp: pytest.MonkeyPatch) -> None:
+    """Passes that go wrong, in a copy of the registry that `mp` puts back when it is undone."""
+    mp.setattr(base, "_REGISTRY", dict(base._REGISTRY))
 
     @register(FAILING, "test only: refuses its input")
     def failing(program: Program, ctx) -> Program:
@@ -31,6 +34,26 @@ def broken_passes(monkeypatch):
     @register(NOT_A_PROGRAM, "test only: returns the wrong type")
     def not_a_program(program: Program, ctx):
         return "oops"
+
+    @register(DANGLING, "test only: leaves a node nothing uses")
+    def dangling(program: Program, ctx) -> Program:
+        out = program.copy()
+        graph = out.agent.graph
+        first = next(iter(graph.nodes))
+        with graph.inserting_after(first):
+            graph.call_function(torch.relu, (first,))
+        out.agent.recompile()
+        return out.with_decision(DANGLING)
+
+    @register(NOT_DATA, "test only: records a tensor as a decision")
+    def not_data(program: Program, ctx) -> Program:
+        return program.with_decision(NOT_DATA, weights=torch.zeros(2))
+
+
+@pytest.fixture
+def broken_passes(monkeypatch):
+    """The broken passes, registered for one test only."""
+    _register_broken(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -132,5 +155,19 @@ def test_error_in_a_pass_names_the_pass(program, ctx, probe, broken_passes):
         run_pipeline(program, [NOT_A_PROGRAM], ctx, probe)
 
 
-def test_test_passes_are_not_left_registered():
-    assert FAILING not in base.registered() and NOT_A_PROGRAM not in base.registered()
+def test_a_pass_that_breaks_an_invariant_is_named(program, ctx, probe, broken_passes):
+    with pytest.raises(InvariantError, match=f"^pass {DANGLING} broke an IR invariant: graph agent has nodes "
+                       "nothing uses: relu_[0-9]+$"):
+        run_pipeline(program, ["normalize-eval", DANGLING, "fuse-team"], ctx, probe)
+    with pytest.raises(InvariantError, match=f"^pass {NOT_DATA} broke an IR invariant: decision of {NOT_DATA}, "
+                       "weights: Tensor is not plain data"):
+        run_pipeline(program, [NOT_DATA], ctx, probe)
+
+
+def test_broken_passes_are_registered_only_while_patched():
+    """Self-contained (no other test's state): registering in the scratch registry leaves the real one as it was."""
+    before = base.registered()
+    with pytest.MonkeyPatch.context() as mp:
+        _register_broken(mp)
+        assert set(BROKEN) <= base.registered().keys()
+    assert base.registered() == before and not set(BROKEN) & before.keys()
