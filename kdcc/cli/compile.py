@@ -75,7 +75,8 @@ def _print_summary(args, out) -> None:
     from kdcc.reports.terminal import print_section, rich_table
 
     console = Console(width=None if sys.stdout.isatty() else 150)
-    console.print(rich_table(pass_table(out.result.records), f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)"))
+    title = f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)"
+    console.print(rich_table(pass_table(out.result.records), title))
     if out.pareto is not None and not args.out:
         from kdcc.reports.pareto import pareto_section
 

@@ -6,31 +6,14 @@ and a value JSON cannot hold fails loudly instead of turning into its repr.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from kdcc.passes.manager import PassRecord
+from kdcc.reports.json_values import jsonable
 from kdcc.reports.pass_table import pass_table
 
-__all__ = ["compile_json", "jsonable"]
-
-
-def jsonable(value: Any) -> Any:
-    """`value` as dicts, lists, strings, numbers, booleans and None (numpy values and paths converted)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, PurePath):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return jsonable(value.tolist())
-    raise TypeError(f"not a JSON value: {type(value).__name__}")
+__all__ = ["compile_json"]
 
 
 def compile_json(out: str | Path | None, records: Sequence[PassRecord], bundle: Any = None,
