@@ -60,9 +60,9 @@ def check_pipeline_against_golden(tmp_path):
         __tracebackhide__ = True
         from rich.console import Console
 
-        from kdcc.cli.check import render_comparison
         from kdcc.core.errors import KdccError
         from kdcc.core.fileio import atomic_write_tree
+        from kdcc.reports.check_report import render_comparison
         from kdcc.reports.record_compare import Tolerances, compare_records, load_record, record_tree
 
         if not golden:

@@ -96,4 +96,4 @@ def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys)
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 1.0, 2.0]
-    assert doc["pareto"]["metric"] == "flops" and doc["out"] == "None"
+    assert doc["pareto"]["metric"] == "flops" and doc["out"] is None

@@ -1,7 +1,7 @@
 """`kdcc check RECORD --against GOLDEN`: which pass moved, and how.
 
-Compares two `kdcc compile --record` directories pass by pass (the logic is in
-kdcc/record_compare.py) and reports the first pass whose graph text, metrics
+Compares two `kdcc compile --record` directories pass by pass (the comparison is
+kdcc.reports.record_compare, its report kdcc.reports.check_report) and reports the first pass whose graph text, metrics
 or probe outputs diverge beyond tolerance: a unified diff of its graph text, a
 table of metric deltas, the decisions that changed and the probe's largest
 differences. Exit 0 when nothing diverges, 1 when a pass does, 2 on bad input.
@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
-__all__ = ["add_parser", "render_comparison", "comparison_dict"]
-
-_DIFF_LINES = 200  # longer graph diffs are cut; the files are named for a full `diff -u`
+__all__ = ["add_parser", "run"]
 
 _DESCRIPTION = """Compare two records written by `kdcc compile --record DIR` pass by pass, in pipeline order:
 program.txt exactly, metrics.json within --metric-tol (relative), decisions exactly (floats within
@@ -49,6 +45,7 @@ def add_parser(sub, common) -> None:
 
 def run(args) -> int:
     from kdcc.core.errors import KdccError
+    from kdcc.reports.check_report import comparison_dict, render_comparison
     from kdcc.reports.record_compare import Tolerances, compare_records
 
     for name in ("rtol", "atol", "metric_tol"):
@@ -66,31 +63,14 @@ def run(args) -> int:
 
 
 def _update(args, tol) -> int:
-    from kdcc.core.errors import KdccError
-    from kdcc.core.fileio import atomic_write_tree
-    from kdcc.reports.record_compare import compare_records, load_record, record_tree
+    from kdcc.reports.check_report import render_comparison, update_golden
 
-    rec = load_record(args.record, "record")
-    golden = Path(args.against)
-    if golden.resolve() == rec.path.resolve():
-        raise KdccError(f"--update: {golden} is the record itself")
-    if golden.exists() and not golden.is_dir():
-        raise KdccError(f"--update: golden {golden} exists and is not a directory")
-    is_record = (golden / "manifest.json").is_file()
-    if golden.is_dir() and any(golden.iterdir()) and not is_record:
-        raise KdccError(f"--update: golden {golden} is a non-empty directory that is not a record; not replacing it")
-    if not golden.resolve().parent.is_dir():
-        raise KdccError(f"--update: parent directory of {golden} does not exist")
-    if is_record and not args.quiet and not args.json:
-        try:
-            render_comparison(compare_records(rec.path, golden, tol), _console(), brief=False)
-        except KdccError as e:  # a different pipeline: replacing it is what --update is for
-            print(f"note: {e}")
-    atomic_write_tree(golden, record_tree(rec))
+    show = None if args.quiet or args.json else lambda cmp: render_comparison(cmp, _console(), brief=False)
+    rec = update_golden(args.record, args.against, tol, show)
     if args.json:
-        print(json.dumps({"updated": str(golden), "from": str(rec.path), "passes": rec.passes}, sort_keys=True))
+        print(json.dumps({"updated": str(args.against), "from": str(rec.path), "passes": rec.passes}, sort_keys=True))
     elif not args.quiet:
-        print(f"updated golden {golden} from {rec.path} ({len(rec.passes)} passes)")
+        print(f"updated golden {args.against} from {rec.path} ({len(rec.passes)} passes)")
     return 0
 
 
@@ -98,103 +78,3 @@ def _console():
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=True)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def render_comparison(cmp, console, brief: bool = False) -> None:
-    """The human report: verdict per pass up to the first divergence, then its diff, tables and notes."""
-    from rich.table import Table
-    from rich.text import Text
-
-    first, tol = cmp.first, cmp.tolerances
-    if brief:
-        console.print(f"DIVERGED at {first.label}: {', '.join(first.reasons())}" if first else
-                      f"OK: {len(cmp.diffs)} passes match {cmp.golden}")
-        return
-    console.print(f"kdcc check: {cmp.record} against golden {cmp.golden} ({len(cmp.diffs)} passes; rtol {tol.rtol:g}, "
-                  f"atol {tol.atol:g}, metric-tol {tol.metric_tol:g})")
-    for note in cmp.notes:
-        console.print(f"note: manifests differ: {note}")
-    for d in cmp.diffs:
-        if d is first:
-            console.print(Text(f"  ✗ {d.label}: {', '.join(d.reasons())}", style="bold red"))
-            break
-        console.print(f"  ✓ {d.label}")
-    if first is None:
-        console.print(Text(f"OK: no pass diverges from {cmp.golden}", style="bold green"))
-        return
-    console.print(Text(f"\nfirst divergence: pass {first.index:02d} {first.name}", style="bold"))
-    if first.text_diff:
-        lines = first.text_diff.splitlines()
-        console.print("graph text (golden → record):")
-        for line in lines[:_DIFF_LINES]:
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" \
-                if line.startswith("@@") else None
-            console.print(Text(line, style=style))
-        if len(lines) > _DIFF_LINES:
-            console.print(f"… {len(lines) - _DIFF_LINES} more diff lines")
-    else:
-        console.print("graph text: identical")
-    if first.metrics:
-        table = Table(title=f"metric deltas after {first.name} (✗ beyond --metric-tol)", title_justify="left")
-        for h in ["metric", "golden", "record", "Δ%", ""]:
-            table.add_column(h, justify="left" if h == "metric" else "right")
-        for m in first.metrics:
-            pct = m.percent
-            table.add_row(m.key, _fmt(m.before), _fmt(m.after), "" if pct is None else f"{pct:+.3g}%",
-                          "" if m.within else "✗")
-        console.print(table)
-    else:
-        console.print("metrics and fidelity: identical")
-    if first.decisions:
-        console.print("decisions that differ (golden → record):")
-        for line in first.decisions[:20]:
-            console.print(f"  {line}")
-        if len(first.decisions) > 20:
-            console.print(f"  … {len(first.decisions) - 20} more")
-    probe = Table(title="probe outputs: max |record − golden|", title_justify="left")
-    for h in ["array", "max |Δ|", "tolerance", ""]:
-        probe.add_column(h, justify="left" if h == "array" else "right")
-    for k, p in first.probe.items():
-        if "problem" in p:
-            probe.add_row(k, "-", p["problem"], "✗")
-        elif "mismatched" in p:
-            probe.add_row(k, "-", f"exact ({p['mismatched']}/{p['size']} differ)",
-                          "" if p["within"] else "✗")
-        else:
-            probe.add_row(k, _fmt(p["max_abs_diff"]), f"rtol {tol.rtol:g}, atol {tol.atol:g}",
-                          "" if p["within"] else "✗")
-    console.print(probe)
-    later = [d.label for d in cmp.diverged if d is not first]
-    if later:
-        console.print(f"later passes that also differ (they inherit it): {', '.join(later)}")
-    console.print(Text(f"DIVERGED at {first.label}", style="bold red"))
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is None or abs(x) != float("inf") else None
-
-
-def comparison_dict(cmp) -> dict[str, Any]:
-    """The report as JSON-ready data (`kdcc check --json`)."""
-
-    def one(d):
-        return {"index": d.index, "name": d.name, "reasons": d.reasons(), "text_diff": d.text_diff,
-                "metrics": [{"key": m.key, "golden": m.before, "record": m.after, "percent": _finite(m.percent),
-                             "within": m.within} for m in d.metrics],
-                "decisions": d.decisions, "probe": d.probe}
-
-    first = cmp.first
-    return {"record": str(cmp.record), "golden": str(cmp.golden), "passes": cmp.passes, "notes": cmp.notes,
-            "tolerances": cmp.tolerances.__dict__, "status": "diverged" if first else "ok",
-            "first_divergence": one(first) if first else None,
-            "diverged": [d.label for d in cmp.diverged]}

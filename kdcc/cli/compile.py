@@ -54,34 +54,33 @@ def add_parser(sub, common) -> None:
 def run(args) -> int:
     from kdcc.flow.compile import compile_teacher
     from kdcc.flow.driver import CompileOptions
-    from kdcc.reports.markdown import summary_rows
 
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, options=pass_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build)
-    recs = out.result.records
     if args.json:
-        print(json.dumps({"out": str(args.out), "passes": [
-            {"name": r.name, "wall_s": r.wall_s, "metrics": r.metrics, "fidelity": r.fidelity} for r in recs],
-            "bundle": getattr(out.bundle, "summary", lambda: None)(), "pareto": out.pareto},
-            sort_keys=True, default=str))
-        return 0
-    if not args.quiet:
-        from rich.console import Console
-        from rich.table import Table
+        from kdcc.reports.compile_json import compile_json
 
-        table = Table(title=f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)")
-        for h in ["#", "pass", "FLOPs", "params", "bytes", "est. µs", "est. µJ", "max|ΔQ|", "agree", "|ΔQtot|"]:
-            table.add_column(h, justify="left" if h == "pass" else "right")
-        for row in summary_rows(recs):
-            table.add_row(*row)
-        Console(width=None if sys.stdout.isatty() else 150).print(table)
-        if out.pareto is not None and not args.out:
-            from kdcc.reports.pareto import pareto_markdown
-
-            print(pareto_markdown(out.pareto))
-        if args.out:
-            print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")
+        print(json.dumps(compile_json(args.out, out.result.records, out.bundle, out.pareto), sort_keys=True))
+    elif not args.quiet:
+        _print_summary(args, out)
     return 0
+
+
+def _print_summary(args, out) -> None:
+    from rich.console import Console
+
+    from kdcc.reports.pass_table import pass_table
+    from kdcc.reports.terminal import print_section, rich_table
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    title = f"kdcc compile → {args.target} ({out.result.wall_s:.1f} s)"
+    console.print(rich_table(pass_table(out.result.records), title))
+    if out.pareto is not None and not args.out:
+        from kdcc.reports.pareto import pareto_section
+
+        print_section(console, pareto_section(out.pareto))
+    if args.out:
+        print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")

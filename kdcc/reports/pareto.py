@@ -24,8 +24,10 @@ from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import get_pass
 from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
+from kdcc.reports.document import Column, Paragraph, Section, Table, text
+from kdcc.reports.markdown import markdown_blocks
 
-__all__ = ["FACTORS", "budget_sweep", "pareto_markdown", "pareto_figure"]
+__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_markdown", "pareto_figure"]
 
 FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's own student)
 
@@ -89,22 +91,36 @@ def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50,
                         "flops": teacher_m["flops"]}}
 
 
-def pareto_markdown(sweep: dict[str, Any]) -> str:
-    head = ["| budget | agent width | FLOPs/step | est. µs | est. µJ | action agree | team return | front |",
-            "|---|---|---|---|---|---|---|---|"]
-    rows = []
-    for p in sweep["points"]:
-        if "unreachable" in p:
-            rows.append(f"| {p['label']} | unreachable | | | | | | |")
-            continue
-        rows.append(f"| {p['label']} | {p['kind']} {p['width']} | {p['flops']:,} | {p['latency_us']:.2f} "
-                    f"({p['device']}) | {p['energy_uj']:.2f} | {p['agreement']:.3f} | {p['return']:.2f} ± "
-                    f"{p['return_std']:.2f} | {'●' if p['on_front'] else ''} |")
+def _reached(cell):
+    """A cell of a reached point; an unreachable point shows only its label and why."""
+    return lambda p: "" if "unreachable" in p else cell(p)
+
+
+PARETO_COLUMNS = (
+    Column("label", "budget", align="left"),
+    Column("width", "agent width", align="left",
+           cell=lambda p: "unreachable" if "unreachable" in p else f"{p['kind']} {p['width']}"),
+    Column("flops", "FLOPs/step", cell=_reached(lambda p: f"{p['flops']:,}")),
+    Column("latency_us", "est. µs", cell=_reached(lambda p: f"{p['latency_us']:.2f} ({p['device']})")),
+    Column("energy_uj", "est. µJ", cell=_reached(lambda p: f"{p['energy_uj']:.2f}")),
+    Column("agreement", "action agree", cell=_reached(lambda p: f"{p['agreement']:.3f}")),
+    Column("return", "team return", cell=_reached(lambda p: f"{p['return']:.2f} ± {p['return_std']:.2f}")),
+    Column("on_front", "front", align="left", cell=_reached(lambda p: "●" if p["on_front"] else "")),
+)
+
+
+def pareto_section(sweep: dict[str, Any], title: str = "Budget vs score") -> Section:
+    """The sweep's table and how to read it, for report.md, report.html and the terminal."""
     t = sweep["teacher"]
-    return ("\n".join(head + rows) + f"\n\nBudget: the one asked for (1×) scaled by each factor; team return: "
-            f"mean ± std over {sweep['episodes']} MPE episodes, seeds {sweep['seed']}–"
-            f"{sweep['seed'] + sweep['episodes'] - 1}; the teacher scores {t['return']:.2f} on them "
-            f"({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
+    note = (f"Budget: the one asked for (1×) scaled by each factor; team return: mean ± std over "
+            f"{sweep['episodes']} MPE episodes, seeds {sweep['seed']}–{sweep['seed'] + sweep['episodes'] - 1}; "
+            f"the teacher scores {t['return']:.2f} on them ({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
+    return Section(title, (Table(PARETO_COLUMNS, tuple(sweep["points"]), title), Paragraph(text(note))))
+
+
+def pareto_markdown(sweep: dict[str, Any]) -> str:
+    """The section's body as markdown (what the compile flow embeds today; `pareto_section` is the model)."""
+    return markdown_blocks(pareto_section(sweep).blocks)
 
 
 _AXES = {"flops": "FLOPs per team step", "bytes": "bytes moved per team step", "latency_us": "estimated latency per team step (µs)",
