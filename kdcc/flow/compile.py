@@ -59,16 +59,18 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
     """The optional re-runs: report sections, figures and files (--pareto is kept without -o for --json)."""
     sections, figures, files, sweep = [], {}, {}, None
     if opts.pareto:
-        from kdcc.reports.pareto import budget_sweep, pareto_figure, pareto_markdown
+        from kdcc.reports.pareto import budget_sweep, pareto_figure, pareto_section
 
         sweep = budget_sweep(result)
-        sections.append(("Budget vs score", pareto_markdown(sweep)))
+        sections.append(pareto_section(sweep))
         figures["budget_vs_score"] = lambda: pareto_figure(sweep)
         files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
     if opts.ablate and with_ablation:
         from kdcc.reports.ablation import ablate_distillation
+        from kdcc.reports.document import markdown_section
 
-        sections.insert(0, ("Ablation of the distillation terms", ablate_distillation(result, result.ctx)))
+        table = ablate_distillation(result, result.ctx)
+        sections.insert(0, markdown_section("Ablation of the distillation terms", table))
     return sections, figures, files, sweep
 
 

@@ -14,7 +14,6 @@ it is refused.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ import torch
 from kdcc.core.errors import KdccError
 from kdcc.inputs.teacher import Teacher, load_teacher
 
-__all__ = ["teacher_kind", "load_teacher_source", "teacher_files", "files_sha256", "initial_program",
+__all__ = ["teacher_kind", "load_teacher_source", "teacher_files", "initial_program",
            "has_torch_weights"]
 
 
@@ -79,15 +78,6 @@ def teacher_files(path: str | Path, config: str | Path | None = None) -> list[Pa
 
         return onnx_teacher_files(path, config)
     return [Path(path)]
-
-
-def files_sha256(files: list[Path]) -> str:
-    """One hash over (name, bytes) of each file: for a single file, what kdcc.reports.record.file_sha256 gives."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def has_torch_weights(teacher: Teacher) -> bool:

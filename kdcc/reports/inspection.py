@@ -18,9 +18,9 @@ __all__ = ["inspect_path", "render_inspect"]
 
 
 def _files(paths: list[Path]) -> list[dict[str, Any]]:
-    from kdcc.inputs.sources import files_sha256
+    from kdcc.core.fileio import sha256_file
 
-    return [{"name": p.name, "bytes": p.stat().st_size, "sha256": files_sha256([p])} for p in paths if p.is_file()]
+    return [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths if p.is_file()]
 
 
 def _spec_summary(spec) -> dict[str, Any]:

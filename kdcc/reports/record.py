@@ -9,10 +9,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,17 +19,7 @@ from kdcc import __version__
 from kdcc.core.fileio import npz_bytes
 from kdcc.passes.manager import PassRecord
 
-__all__ = ["record_files", "file_sha256", "versions"]
-
-
-def file_sha256(path: str | Path) -> str:
-    p = Path(path)
-    h = hashlib.sha256()
-    for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
-        if f.is_file():
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
+__all__ = ["record_files", "versions"]
 
 
 def versions() -> dict[str, str]:
