@@ -22,13 +22,19 @@ __all__ = ["Pass", "PassContext", "Budget", "register", "get_pass", "registered"
 
 @dataclass(frozen=True)
 class Budget:
-    """What the student must fit in per team step on the target (None = no limit)."""
+    """What the student must fit in on the target (None = no limit), per `scope`:
+
+    "robot" (the default): what one robot runs, its own agent step; every role must fit. A fleet
+    is budgeted robot by robot: each runs its own agent on its own processor, and the mixer is
+    not needed to act. "team": the whole team step (every agent, the mixer approximation), what
+    a simulator or a central station runs."""
 
     flops: float | None = None
     bytes: float | None = None
     latency_us: float | None = None
     energy_uj: float | None = None
     ratio: float = 30.0  # default: this many times fewer FLOPs than the teacher, when no budget is given
+    scope: str = "robot"
 
     def is_set(self) -> bool:
         return any(v is not None for v in (self.flops, self.bytes, self.latency_us, self.energy_uj))

@@ -7,7 +7,8 @@ widest and stacks them, so each layer is one `bmm` over the agents: exact (see
 that module), fewer kernels, more FLOPs (the padding). The whole team step is
 costed both ways on the device the cost model recommends, and the batched form
 is kept only if its estimated latency is lower and the padding keeps it within
-the limits prune sized the student to (a FLOP budget, say). Measured on the host
+the limits prune sized the student to (a team-step FLOP budget, say; a robot runs
+its own network, unbatched, so a robot budget is unaffected). Measured on the host
 (speaker–listener, GRU widths 16 and 16, bench/heterogeneous.py): 5.16 → 3.57 µs
 per call.
 """
@@ -41,7 +42,8 @@ def run(program: Program, ctx: PassContext) -> Program:
     limits = next((d["limits"] for d in reversed(program.history) if d.get("pass") == "prune"), {})
     decision = {"device": device, "estimate_us": {"separate": round(before["latency_us"], 4),
                                                   "batched": round(after["latency_us"], 4)}}
-    over = [k for k, v in limits.items() if after[k] > v]
+    # a robot runs its own network, not the batched one: only a team budget sees the padding
+    over = [k for k, v in limits.items() if after[k] > v] if ctx.budget.scope == "team" else []
     if over:
         return program.with_decision("batch-agents", applied=False, **decision,
                                      reason=f"padding would exceed the budget's {', '.join(over)}")

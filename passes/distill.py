@@ -90,10 +90,11 @@ def _label(ctx: PassContext, student: TeamStep, episodes: int, seed: int, epsilo
 
 def _unit_costs(spec, profile) -> dict[str, float]:
     """Share of the step's estimated latency that one hidden unit of each layer costs on the target."""
-    from kdcc.marl.student import candidate_ops
+    from kdcc.ir.printer import team_ops
+    from kdcc.marl.student import candidate_program
     from kdcc.targets.cost_model import choose_device, estimate
 
-    ops = candidate_ops(spec)
+    ops = team_ops(candidate_program(spec))
     device = choose_device(ops, profile)[0]
     full = estimate(ops, device).total.latency_us
     w = spec.agent.hidden_dim
@@ -102,7 +103,7 @@ def _unit_costs(spec, profile) -> dict[str, float]:
         smaller_spec, units = spec.with_agent(widths=narrower, hidden_dim=max(narrower)), spec.n_agents
     else:
         smaller_spec, units = spec.with_agent(hidden_dim=max(1, w - 1)), 1
-    smaller = estimate(candidate_ops(smaller_spec), device).total.latency_us
+    smaller = estimate(team_ops(candidate_program(smaller_spec)), device).total.latency_us
     per_unit = max(full - smaller, 0.0) / full / units
     n_in, a = spec.input_dim, spec.n_actions
     fc1_flops, rnn_flops = n_in, (6 * w if spec.recurrent else w) + a

@@ -37,14 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from kdcc.core.errors import KdccError
-from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.marl.qmix import build_inputs
-from kdcc.marl.student import candidate_ops, slice_agent, slice_hypernets, split_agent
+from kdcc.marl.student import candidate_program, slice_agent, slice_hypernets, split_agent
 from kdcc.passes.base import Budget, PassContext, register
 from kdcc.passes.config import option
 from kdcc.passes.prune_split import allocate_widths, importance_kept
-from kdcc.targets.cost_model import step_cost
+from kdcc.targets.robot_cost import scoped_cost
 
 __all__ = ["PruneConfig", "run"]
 
@@ -57,30 +56,30 @@ class PruneConfig:
     split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
 
 
-def _budget_limits(budget: Budget, teacher_flops: int) -> dict[str, float]:
+def _budget_limits(budget: Budget, teacher_flops: float) -> dict[str, float]:
     limits = {k: getattr(budget, k) for k in ("flops", "bytes", "latency_us", "energy_uj")
               if getattr(budget, k) is not None}
     return limits or {"flops": teacher_flops / budget.ratio}
 
 
 def _sizing(program: Program, ctx: PassContext):
-    """(limits, device): what the student must fit in, and the device the cost model runs the teacher on."""
-    teacher_ops = team_ops(program)
-    limits = _budget_limits(ctx.budget, sum(c.flops for _, c in teacher_ops))
-    return limits, step_cost(teacher_ops, ctx.profile)[1]
+    """(limits, device): what the student must fit in (in the budget's scope: a robot's agent step, or the
+    team step), and the device the cost model runs the teacher on."""
+    teacher, device = scoped_cost(program, ctx.profile, ctx.budget.scope)
+    return _budget_limits(ctx.budget, teacher["flops"]), device
 
 
 def _candidate_cost(program: Program, ctx: PassContext, device, kind: str, widths: tuple[int, ...] = (),
                     hidden: int | None = None) -> dict[str, float]:
-    """The team step's cost on `device` for agents of `kind` and width `hidden` (or one network per agent of
-    `widths`); a 2-layer QMIX mixer is costed at the hypernetwork width it would be pruned to."""
+    """The cost in the budget's scope on `device` for agents of `kind` and width `hidden` (or one network per
+    agent of `widths`); a 2-layer QMIX mixer is costed at the hypernetwork width it would be pruned to."""
     spec = program.spec
     hidden = max(widths) if widths else hidden
     cand = spec.with_agent(kind=kind, hidden_dim=hidden, **({"widths": widths} if widths else {}))
     mixer = None if spec.mixer.kind == "qmix" else program.mixer
     if mixer is None and spec.mixer.hypernet_layers == 2:
         cand = cand.with_mixer(hypernet_embed=_hypernet_width(spec, hidden))
-    return step_cost(candidate_ops(cand, mixer), ctx.profile, device)[0]
+    return scoped_cost(candidate_program(cand, mixer), ctx.profile, ctx.budget.scope, device)[0]
 
 
 def _agent_scores(program: Program, ctx: PassContext,
@@ -178,7 +177,8 @@ def _student(program: Program, ctx: PassContext, agent, agent_spec, size: dict, 
     """The pruned program: the sliced agent (`agent_spec`: its spec), the mixer pruned to the widest agent
     network, and the decision: `size` (width or widths), the sizing, the cost model's estimate, `kept`."""
     mixer_gm, mixer_decision, mixer_spec = _pruned_mixer(program, ctx, program.spec, agent_spec.agent.hidden_dim)
-    decision = {**size, "kind": agent_spec.agent.kind, "device": device.name, "multiple": device.preferred_multiple,
+    decision = {**size, "kind": agent_spec.agent.kind, "scope": ctx.budget.scope, "device": device.name,
+                "multiple": device.preferred_multiple,
                 "limits": {k: round(v, 4) for k, v in limits.items()},
                 "estimate": {k: round(v, 4) for k, v in cost.items()}, **kept, **mixer_decision}
     out = Program(replace(agent_spec, mixer=mixer_spec.mixer), trace(agent, "Agent"), mixer_gm, None, program.history)

@@ -37,7 +37,7 @@ def budget_from_args(args):
           "bytes": parse_amount("--budget-bytes", args.budget_bytes) if args.budget_bytes else None,
           "latency_us": parse_amount("--budget-latency-us", args.budget_latency_us) if args.budget_latency_us else None,
           "energy_uj": parse_amount("--budget-energy-uj", args.budget_energy_uj) if args.budget_energy_uj else None}
-    return Budget(**kw, **({"ratio": ratio} if ratio else {}))
+    return Budget(**kw, **({"ratio": ratio} if ratio else {}), scope=args.budget_scope)
 
 
 def pass_options(pairs) -> dict[str, str]:

@@ -33,11 +33,15 @@ def add_parser(sub, common) -> None:
     p.add_argument("--record", metavar="DIR", help="write a per-pass snapshot for `kdcc check`")
     p.add_argument("--dataset", help="a `kdcc collect` dataset (default: collect 200 episodes on the fly)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--budget-flops", help="FLOPs per team step: a number (80k, 1.5M) or a ratio to the "
-                    "teacher (30x); default 30x when no budget is given")
-    p.add_argument("--budget-bytes", help="bytes moved per team step")
-    p.add_argument("--budget-latency-us", help="estimated latency per team step on the target, µs")
-    p.add_argument("--budget-energy-uj", help="estimated energy per team step on the target, µJ")
+    p.add_argument("--budget-flops", help="FLOPs per step (of one robot, see --budget-scope): a number (80k, "
+                    "1.5M) or a ratio to the teacher's (30x); default 30x when no budget is given")
+    p.add_argument("--budget-bytes", help="bytes moved per step")
+    p.add_argument("--budget-latency-us", help="estimated latency per step on the target, µs")
+    p.add_argument("--budget-energy-uj", help="estimated energy per step on the target, µJ")
+    p.add_argument("--budget-scope", choices=("robot", "team"), default="robot",
+                   help="what a budget limits: robot = one agent step, what each robot runs on its own (every "
+                   "role must fit; the mixer is not needed to act); team = the whole team step (all agents and "
+                   "the mixer approximation), what a simulator or central station runs")
     p.add_argument("--opt", action="append", metavar="PASS.NAME=VALUE",
                     help="pass option, e.g. distill.steps=2000 or distill.w_relation=0 (repeatable); `kdcc "
                     "passes` lists every pass's options with type, default and doc")

@@ -14,12 +14,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program, trace
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.qmix import build_agent, build_mixer
 
-__all__ = ["slice_agent", "split_agent", "slice_hypernets", "candidate_ops", "gru_rows"]
+__all__ = ["slice_agent", "split_agent", "slice_hypernets", "candidate_program", "gru_rows"]
 
 
 def gru_rows(keep: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -97,8 +96,7 @@ def slice_hypernets(mixer: nn.Module, spec: MarlSpec, keep_w1: torch.Tensor,
     return new.eval(), new_spec
 
 
-def candidate_ops(spec: MarlSpec, mixer: nn.Module | None = None):
-    """Annotated (name, OpCost) of one team step of a student of this spec (fresh weights: shapes only)."""
-    agent = build_agent(spec)
+def candidate_program(spec: MarlSpec, mixer: nn.Module | None = None) -> Program:
+    """A student of this spec with fresh weights (shapes only: for the cost model), `mixer` kept if given."""
     mixer = mixer if mixer is not None else build_mixer(spec)
-    return team_ops(Program(spec, trace(agent, "Agent"), trace(mixer, "Mixer")))
+    return Program(spec, trace(build_agent(spec), "Agent"), trace(mixer, "Mixer"))

@@ -6,7 +6,7 @@ import torch
 from kdcc.ir.program import from_modules
 from kdcc.marl.batched_agents import BatchedAgents
 from kdcc.marl.qmix import build_agent, build_mixer
-from kdcc.passes import PassContext, get_pass
+from kdcc.passes import Budget, PassContext, get_pass
 from kdcc.targets.profile import load_profile
 from tests.conftest import REPO, speaker_listener_spec
 
@@ -68,5 +68,8 @@ def test_padding_that_would_break_prunes_flop_budget_is_not_applied():
 
     separate_flops = sum(c.flops for _, c in team_ops(program))
     tight = program.with_decision("prune", limits={"flops": separate_flops + 1})
-    out = get_pass("batch-agents").run(tight, ctx)
+    team_ctx = PassContext(teacher=None, profile=load_profile("orin"), budget=Budget(scope="team"))
+    out = get_pass("batch-agents").run(tight, team_ctx)
     assert out.history[-1]["applied"] is False and "exceed the budget's flops" in out.history[-1]["reason"]
+    # a robot budget: each robot runs its own network, unbatched, so the padding costs no robot anything
+    assert get_pass("batch-agents").run(tight, ctx).history[-1]["applied"]

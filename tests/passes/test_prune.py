@@ -11,10 +11,11 @@ from kdcc.inputs.teacher import load_teacher, save_teacher
 from kdcc.ir.printer import team_ops
 from kdcc.ir.program import from_modules
 from kdcc.marl.qmix import build_agent, build_mixer
-from kdcc.marl.student import slice_agent
+from kdcc.marl.student import candidate_program, slice_agent
 from kdcc.passes import Budget, PassContext, get_pass
 from kdcc.targets.cost_model import estimate
 from kdcc.targets.profile import load_profile
+from kdcc.targets.robot_cost import scoped_cost
 from tests.conftest import tiny_spec
 
 
@@ -58,14 +59,13 @@ def test_slicing_all_units_is_the_identity_and_gates_stay_consistent(padded):
 
 def test_pruning_dead_units_keeps_outputs_exactly(padded):
     teacher, dataset = padded
-    ops_budget = Budget(flops=None, ratio=1.0)
+    ops_budget = Budget(scope="team", flops=None, ratio=1.0)
     out = _run(teacher, dataset, ops_budget)  # gpu multiple 32 > 16: stays at 16, nothing pruned
     assert out.spec.agent.hidden_dim == 16
     # budget for width 8 on a cpu device (multiple 4): the 8 dead units are the ones removed
     cpu = load_profile("orin-cpu").device()
-    from kdcc.marl.student import candidate_ops
-    w8 = estimate(candidate_ops(teacher.spec.with_agent(hidden_dim=8).with_mixer(hypernet_embed=8)), cpu).total
-    out = _run(teacher, dataset, Budget(flops=w8.flops), profile="orin-cpu")
+    w8 = estimate(team_ops(candidate_program(teacher.spec.with_agent(hidden_dim=8).with_mixer(hypernet_embed=8))), cpu).total
+    out = _run(teacher, dataset, Budget(scope="team", flops=w8.flops), profile="orin-cpu")
     assert out.spec.agent.hidden_dim == 8
     decision = out.history[-1]
     assert decision["kept_fc1"] == list(range(8)) and decision["kept_rnn"] == list(range(8))
@@ -78,7 +78,7 @@ def test_pruning_dead_units_keeps_outputs_exactly(padded):
 def test_pruned_width_meets_budget_and_is_a_device_multiple(padded):
     teacher, dataset = padded
     for ratio in (2.0, 3.0):
-        out = _run(teacher, dataset, Budget(ratio=ratio), profile="orin-cpu")
+        out = _run(teacher, dataset, Budget(scope="team", ratio=ratio), profile="orin-cpu")
         t_flops = sum(c.flops for _, c in team_ops(from_modules(teacher.spec, teacher.agent, teacher.mixer)))
         s_flops = sum(c.flops for _, c in team_ops(out))
         assert s_flops <= t_flops / ratio
@@ -89,14 +89,32 @@ def test_pruned_width_meets_budget_and_is_a_device_multiple(padded):
 def test_unreachable_budget_names_the_smallest_reachable_cost(padded):
     teacher, dataset = padded
     with pytest.raises(KdccError, match=r"budget unreachable .* smallest reachable student costs flops"):
-        _run(teacher, dataset, Budget(flops=10.0), profile="orin-cpu")
+        _run(teacher, dataset, Budget(scope="team", flops=10.0), profile="orin-cpu")
 
 
 def test_falls_back_to_a_feedforward_agent_when_no_gru_fits(padded):
     teacher, dataset = padded
-    from kdcc.marl.student import candidate_ops
     cpu = load_profile("orin-cpu").device()
-    gru4 = estimate(candidate_ops(teacher.spec.with_agent(hidden_dim=4).with_mixer(hypernet_embed=4)), cpu).total
-    out = _run(teacher, dataset, Budget(flops=gru4.flops - 1), profile="orin-cpu")
+    gru4 = estimate(team_ops(candidate_program(teacher.spec.with_agent(hidden_dim=4).with_mixer(hypernet_embed=4))),
+                    cpu).total
+    out = _run(teacher, dataset, Budget(scope="team", flops=gru4.flops - 1), profile="orin-cpu")
     assert out.spec.agent.kind == "ff" and isinstance(out.agent.rnn, torch.nn.Linear)
     assert np.isfinite(out.agent(torch.randn(2, teacher.spec.input_dim), torch.zeros(2, 4))[0].numpy()).all()
+
+
+def test_a_robot_budget_limits_one_agent_step_and_is_the_default(padded):
+    teacher, dataset = padded
+    assert Budget().scope == "robot"
+    profile = load_profile("orin-cpu")
+    device = profile.device()
+    robot = lambda w: scoped_cost(candidate_program(teacher.spec.with_agent(hidden_dim=w).with_mixer(  # noqa: E731
+        hypernet_embed=w)), profile, "robot", device)[0]
+    team = lambda w: scoped_cost(candidate_program(teacher.spec.with_agent(hidden_dim=w).with_mixer(  # noqa: E731
+        hypernet_embed=w)), profile, "team", device)[0]
+    assert robot(8)["flops"] < team(8)["flops"] / 2  # one of three agents, no mixer
+    out = _run(teacher, dataset, Budget(flops=robot(8)["flops"]), profile="orin-cpu")
+    assert out.spec.agent.hidden_dim == 8  # the widest a robot's step fits in
+    assert out.history[-1]["scope"] == "robot" and out.history[-1]["estimate"]["flops"] <= robot(8)["flops"]
+    assert robot(12)["flops"] > robot(8)["flops"]
+    with pytest.raises(KdccError, match="unreachable"):  # as a team budget, the same number fits no student
+        _run(teacher, dataset, Budget(flops=robot(8)["flops"], scope="team"), profile="orin-cpu")

@@ -76,7 +76,7 @@ def test_prune_gives_each_agent_its_own_width_within_the_budget(hetero):
     profile = load_profile("orin")
     program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
     limit = sum(c.flops for _, c in team_ops(program)) / 3
-    ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(flops=limit))
+    ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(scope="team", flops=limit))
     out = get_pass("prune").run(program, ctx)
     spec, d = out.spec, out.history[-1]
     assert spec.agent.split and len(spec.agent.widths) == 2
@@ -96,7 +96,7 @@ def test_prune_gives_each_agent_its_own_width_within_the_budget(hetero):
 def test_distill_trains_every_agents_network(hetero):
     teacher, data = hetero
     program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
-    ctx = PassContext(teacher=teacher, profile=load_profile("host"), dataset=data, budget=Budget(ratio=3.0),
+    ctx = PassContext(teacher=teacher, profile=load_profile("host"), dataset=data, budget=Budget(scope="team", ratio=3.0),
                       options={"distill.steps": 20, "distill.dagger_every": 0})
     pruned = get_pass("prune").run(program, ctx)
     student = get_pass("distill").run(pruned, ctx)
@@ -112,10 +112,10 @@ def test_a_latency_budget_only_a_shared_network_meets_falls_back_to_it(hetero):
     program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
     profile = load_profile("orin")
     # on the Orin CPU profile two networks cost ~3.5 µs more in kernel overheads than one shared network
-    ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(latency_us=12.0))
+    ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(scope="team", latency_us=12.0))
     out = get_pass("prune").run(program, ctx)
     assert not out.spec.agent.split and "width" in out.history[-1]
     assert out.history[-1]["estimate"]["latency_us"] <= 12.0
     forced = get_pass("prune").run(program, PassContext(teacher=teacher, profile=profile, dataset=data,
-                                                        budget=Budget(ratio=3.0), options={"prune.split": 0}))
+                                                        budget=Budget(scope="team", ratio=3.0), options={"prune.split": 0}))
     assert not forced.spec.agent.split
