@@ -35,7 +35,7 @@ from kdcc.ir.spec import MarlSpec
 from kdcc.targets.bundle.stages import STAGES, Build
 from kdcc.targets.profile import TargetProfile
 
-__all__ = ["BundleResult", "write_bundle"]
+__all__ = ["BundleResult", "bundle_runtime", "write_bundle"]
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,12 @@ def _check_extra_files(extra_files: dict[str, bytes]) -> None:
             raise KdccError(f"bundle: extra file {rel!r} clashes with the bundle layout or leaves it")
 
 
-def _runtime_by_arch(profile: TargetProfile) -> dict[str, dict[str, Path]]:
+def bundle_runtime(profile: TargetProfile) -> dict[str, dict[str, Path]]:
     """The TVM runtime libraries of every architecture the profile's devices run on (a CUDA
-    library needs the CUDA one too); a KdccError naming the fetch command when one is absent."""
+    library needs the CUDA one too); a KdccError naming the fetch command when one is absent.
+
+    Cheap and offline: a compile can call it before its passes run, to fail in seconds.
+    """
     from kdcc.targets.bundle.runtime_libs import runtime_libraries
     from kdcc.targets.tvm.build import device_arch
 
@@ -106,7 +109,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
             raise KdccError(f"{p}: input file not found")
     extra_files = dict(extra_files or {})
     _check_extra_files(extra_files)
-    runtime = _runtime_by_arch(profile)
+    runtime = bundle_runtime(profile)
     work = out_dir.parent / f".{out_dir.name}.kdcc-tmp"
     shutil.rmtree(work, ignore_errors=True)  # left by a build that was killed
     work.mkdir(parents=True)
