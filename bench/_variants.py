@@ -122,7 +122,7 @@ def student_ort(cfg, threads):
 
 def compiled(cfg, threads):
     from kdcc.ir.spec import MarlSpec
-    from kdcc.targets.tvm.build import HostPolicy  # what open_bundle returns, without importing torch
+    from kdcc.targets.tvm.runtime import HostPolicy  # what open_bundle returns, without importing torch
 
     doc = json.loads((Path(cfg["bundle"]) / "profile.json").read_text())
     lib = next(l for l in doc["libraries"] if l["kind"] == "cpu" and l["arch"] == os.uname().machine)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,6 @@ class TargetProfile:
     name: str
     description: str
     devices: tuple[DeviceProfile, ...]
-    power_modes: dict[str, float] = field(default_factory=dict)  # mode -> watts
     cuda_version: str | None = None  # CUDA of the JetPack the target runs (GPU images must load there)
     jetpack: str | None = None
     source: str = ""
@@ -140,7 +139,6 @@ def parse_profile(text: str, where: str) -> TargetProfile:
         name=name,
         description=str(data.get("description", "")),
         devices=tuple(_device(d, where) for d in devices),
-        power_modes={str(k): float(v) for k, v in data.get("power_modes", {}).items()},
         cuda_version=data.get("cuda_version"),
         jetpack=data.get("jetpack"),
         source=where,

@@ -8,14 +8,17 @@ for it here: what is evaluated is still what ships.
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
 
 from kdcc.core.errors import KdccError
+from kdcc.ir.spec import MarlSpec
 
-__all__ = ["open_bundle_policy"]
+__all__ = ["open_bundle", "open_bundle_policy"]
 
 
 class _LibraryPolicy:
@@ -56,20 +59,38 @@ class _OnnxPolicy:
         return actions
 
 
+def open_bundle(bundle_dir: str | Path):
+    """The bundle's library for this machine as a `HostPolicy` (for `kdcc eval BUNDLE_DIR`).
+
+    Raises KdccError when the directory is not a kdcc bundle or holds no library that runs here
+    (an orin bundle is aarch64 only).
+    """
+    from kdcc.targets.bundle.collab_profile import FORMAT
+    from kdcc.targets.tvm.runtime import HostPolicy  # lazy: pulls in TVM
+
+    root = Path(bundle_dir)
+    try:
+        doc = json.loads((root / "profile.json").read_text())
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format is {doc.get('format')!r}")
+        spec = MarlSpec.from_dict(doc["spec"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise KdccError(f"{root}: not a kdcc bundle ({e})") from None
+    here = [lib for lib in doc.get("libraries", []) if lib.get("arch") == platform.machine() and lib.get("kind") == "cpu"]
+    if not here:
+        have = ", ".join(f"{lib['device']} ({lib['arch']})" for lib in doc.get("libraries", []))
+        raise KdccError(f"{root}: no library in this bundle runs on {platform.machine()} (it has: {have})")
+    return HostPolicy(root / here[0]["path"], spec)
+
+
 def open_bundle_policy(path: str | Path):
     """(spec, policy, what runs) for a bundle directory."""
     os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
-    from kdcc.targets.bundle.writer import open_bundle  # lazy: pulls in TVM
-
     try:
         library = open_bundle(path)
         return library.spec, _LibraryPolicy(library), "compiled host library"
     except KdccError as e:
         if "no library in this bundle runs" not in str(e) or not (Path(path) / "student.onnx").is_file():
             raise
-    import json
-
-    from kdcc.ir.spec import MarlSpec
-
     spec = MarlSpec.from_dict(json.loads((Path(path) / "profile.json").read_text())["spec"])
     return spec, _OnnxPolicy(Path(path) / "student.onnx", spec), "student.onnx in ONNX Runtime (no library here)"

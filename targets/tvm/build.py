@@ -15,9 +15,7 @@ Traps this module owns:
   CUDA_ERROR_INVALID_IMAGE).
 - Builds happen in a fixed-name work dir so no random temp path reaches the library bytes.
 
-`HostPolicy` runs a host library from Python at ~µs per step: `vm["main"]` is fetched once and
-inputs are preallocated TVM tensors written through numpy views (no per-call copies). Set
-`TVM_NUM_THREADS=1` for tiny graphs: waking TVM's thread pool costs ~2 µs per call.
+Running a built library from Python is `runtime.HostPolicy`.
 """
 
 from __future__ import annotations
@@ -33,14 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kdcc.core.errors import KdccError
-from kdcc.ir.spec import MarlSpec
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 from kdcc.targets.tvm import toolchain
 
-__all__ = ["BuiltLibrary", "resolve_target", "build_library", "build_libraries", "HostPolicy"]
+__all__ = ["BuiltLibrary", "resolve_target", "device_arch", "build_library"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +76,16 @@ def resolve_target(device: DeviceProfile) -> dict[str, Any]:
     return target
 
 
-def _machine(device: DeviceProfile, target: Any) -> str:
-    """The machine the library's host code runs on (from the cross triple, else the target)."""
-    triple = device.cross_triple or str(target.host.attrs.get("mtriple", "") if target.host else "")
+def device_arch(device: DeviceProfile) -> str:
+    """The machine a device's library runs its host code on: the cross triple's, else the host
+    target's mtriple, else this one. Known from the profile alone, before anything is built
+    (the bundle writer checks the TVM runtime of every architecture first)."""
+    if device.cross_triple:
+        return device.cross_triple.split("-")[0]
+    host = device.tvm_host or device.tvm_target.get("host")
+    if not isinstance(host, dict):  # no host given: an LLVM target is its own host, a GPU's is this CPU
+        host = device.tvm_target if device.tvm_target.get("kind") == "llvm" else {}
+    triple = str(host.get("mtriple", ""))
     return triple.split("-")[0] if triple else platform.machine()
 
 
@@ -128,7 +130,7 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
     if target.host is None:  # TVM would put the VM's host code on this machine's CPU
         host = {k: v for k, v in target_dict.items() if k != "host"} if target.kind.name == "llvm" else {"kind": "llvm"}
         target = tvm.target.Target(target_dict, host=host)
-    arch = _machine(device, target)
+    arch = device_arch(device)
     gpu: dict[str, str] = {}
     extra: dict[str, Any] = {}
     hook = contextlib.nullcontext()
@@ -165,69 +167,3 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         shutil.rmtree(workdir, ignore_errors=True)
     return BuiltLibrary(device.name, device.kind, arch, out_path, target_dict, linker,
                         time.perf_counter() - started, gpu)
-
-
-def build_libraries(module, spec: MarlSpec, profile: TargetProfile, root: Path) -> list[BuiltLibrary]:
-    """Lower once, then build `root/lib/<device>/policy.so` for every device of the profile."""
-    from kdcc.targets.tvm.lowering import to_relax
-
-    relax_mod = to_relax(module, spec)
-    return [build_library(relax_mod, d, profile, root / "lib" / d.name / "policy.so", root / ".work")
-            for d in profile.devices]
-
-
-class HostPolicy:
-    """A host library stepped from Python, carrying the agents' hidden state between steps.
-
-    `step(obs, last_actions, state) -> (actions, q_tot)`; `call(...)` is the raw team step
-    with an explicit hidden state, returning (actions, q, new_hidden, q_tot).
-    """
-
-    def __init__(self, library: str | Path, spec: MarlSpec):
-        import tvm
-        from tvm import relax
-
-        if not Path(library).is_file():
-            raise KdccError(f"{library}: compiled policy library not found")
-        if platform.machine() not in _elf_machine(Path(library)):
-            raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
-        self.spec = spec
-        self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
-        self._main = self._vm["main"]
-        self._packed = self._vm["main_packed"]  # one result vector: see lowering.to_relax
-        n, h = spec.n_agents, spec.agent.hidden_dim
-        a_end, q_end = n, n + n * spec.n_actions
-        self._slices = (slice(0, a_end), slice(q_end, q_end + n * h))
-        shapes = {"obs": ((n, spec.obs_dim), "float32"), "last_actions": ((n,), "int64"),
-                  "hidden": ((n, h), "float32"), "state": ((spec.state_dim,), "float32")}
-        self._tensors = [tvm.runtime.tensor(np.zeros(s, d)) for s, d in shapes.values()]
-        self._views = [np.from_dlpack(t) for t in self._tensors]
-        self.reset()
-
-    def reset(self) -> None:
-        """Start of an episode: zero hidden state (as EPyMARL's init_hidden)."""
-        self._views[2][...] = 0.0
-
-    def call(self, obs, last_actions, hidden, state) -> tuple[np.ndarray, ...]:
-        for view, value in zip(self._views, (obs, last_actions, hidden, state)):
-            view[...] = value
-        return tuple(np.from_dlpack(t) for t in self._main(*self._tensors))
-
-    def step(self, obs, last_actions, state) -> tuple[np.ndarray, float]:
-        """One team step from the carried hidden state, through `main_packed` (one result tensor,
-        read through a dlpack view: converting four result tensors would cost ~3.5 µs more)."""
-        views = self._views
-        views[0][...], views[1][...], views[3][...] = obs, last_actions, state
-        out = np.from_dlpack(self._packed(*self._tensors))
-        actions, hidden = self._slices
-        views[2].reshape(-1)[...] = out[hidden]
-        return out[actions].astype(np.int64), float(out[-1])
-
-
-def _elf_machine(path: Path) -> tuple[str, ...]:
-    """Machine names an ELF file can run on, from its e_machine field."""
-    with path.open("rb") as f:
-        head = f.read(20)
-    if head[:4] != b"\x7fELF":
-        raise KdccError(f"{path}: not an ELF shared library")
-    return {62: ("x86_64", "AMD64"), 183: ("aarch64", "arm64")}.get(int.from_bytes(head[18:20], "little"), ())

@@ -22,6 +22,7 @@ JIT-compiles it; otherwise it is a cubin for the exact arch.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -33,9 +34,10 @@ from pathlib import Path
 
 from kdcc.core.errors import KdccError
 
-__all__ = ["linker_for", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_DIR"]
+__all__ = ["linker_for", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_ENV",
+           "cache_dir"]
 
-CACHE_DIR = Path.home() / ".cache" / "kdcc"
+CACHE_ENV = "KDCC_CACHE_DIR"
 ZIG_TRIPLE = "aarch64-linux-gnu.2.28"
 
 # CUDA release -> PTX ISA version it introduced (NVIDIA's PTX ISA release notes).
@@ -44,9 +46,15 @@ PTX_ISA = {(11, 4): "7.4", (11, 8): "7.8", (12, 0): "8.0", (12, 1): "8.1", (12, 
            (12, 9): "8.8", (13, 0): "9.0"}
 
 
+def cache_dir() -> Path:
+    """Where kdcc keeps what it makes or fetches once (the zig wrapper, the aarch64 TVM runtime):
+    $KDCC_CACHE_DIR, else ~/.cache/kdcc. Read at each use, so a test can point it elsewhere."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kdcc")
+
+
 def _zig_wrapper() -> Path:
     """A compiler-driver script TVM's `cross_compiler` can call like gcc."""
-    path = CACHE_DIR / "toolchain" / "aarch64-zig-cc"
+    path = cache_dir() / "toolchain" / "aarch64-zig-cc"
     text = f'#!/bin/sh\nexec "{sys.executable}" -m ziglang cc -target {ZIG_TRIPLE} "$@"\n'
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def _ort_step(onnx_model: bytes):
 
 
 def _tvm_step(host_library: Path, spec: MarlSpec):
-    from kdcc.targets.tvm.build import HostPolicy
+    from kdcc.targets.tvm.runtime import HostPolicy
 
     policy = HostPolicy(host_library, spec)
 

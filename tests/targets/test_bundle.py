@@ -9,8 +9,10 @@ import pytest
 
 from kdcc.core.errors import KdccError
 from kdcc.targets.bundle import writer as bundle_mod
+from kdcc.targets.bundle.stages import STAGES, Stage
 from kdcc.targets.bundle.writer import write_bundle
 from kdcc.targets.profile import load_profile
+from tests.targets._runtime import needs_aarch64_runtime
 from tests.targets._team import tiny_team
 
 
@@ -57,6 +59,12 @@ def test_collaboration_profile_and_depfile(host_bundle):
     assert (out / "policy.d").read_text() == f"{out / 'profile.json'}: {teacher}\n"
 
 
+def test_the_stages_read_as_the_story_of_a_build():
+    assert [s.name for s in STAGES] == ["lower", "onnx", "build", "verification-host-build", "verify",
+                                        "runtime-libs", "sources", "collaboration-profile", "depfile"]
+    assert all(s.run.__doc__ for s in STAGES)
+
+
 def test_refuses_non_empty_dir_without_force(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
@@ -72,10 +80,10 @@ def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
     old.mkdir()
     (old / "profile.json").write_text("previous")
 
-    def broken(*args, **kwargs):
+    def broken(build):
         raise KdccError("simulated failure while writing sources")
 
-    monkeypatch.setattr(bundle_mod, "_write_sources", broken)
+    monkeypatch.setattr(bundle_mod, "STAGES", tuple(Stage(s.name, broken) if s.name == "sources" else s for s in STAGES))
     for out in (tmp_path / "new", old):
         with pytest.raises(KdccError, match="simulated"):
             write_bundle(team, team.spec, load_profile("host"), out, force=True)
@@ -92,6 +100,7 @@ def test_meta_cannot_overwrite_kdcc_fields(tmp_path):
 
 
 @pytest.mark.slow
+@needs_aarch64_runtime
 def test_same_inputs_give_byte_identical_bundles(tmp_path):
     """Build the orin bundle (cpu + gpu when nvcc exists) twice into the same path."""
     import shutil
@@ -112,7 +121,7 @@ def test_open_bundle_steps_like_the_library(host_bundle, tmp_path):
     import numpy as np
 
     from kdcc.ir.team import team_example_inputs
-    from kdcc.targets.bundle.writer import open_bundle
+    from kdcc.targets.bundle.policy import open_bundle
 
     team, out, _, _ = host_bundle
     policy = open_bundle(out)

@@ -12,7 +12,6 @@ SHIPPED = {"host", "orin", "orin-cpu", "orin-gpu", "orin-nano"}
 GOOD = """
 name = "mine"
 description = "a user's board"
-power_modes = { low = 5, high = 10 }
 
 [[device]]
 name = "cpu"
@@ -56,7 +55,6 @@ def test_orin_figures():
     orin = load_profile("orin")
     assert [d.name for d in orin.devices] == ["cpu", "gpu"]
     assert (orin.cuda_version, orin.jetpack) == ("12.6", "6.2")
-    assert orin.power_modes == {"15W": 15.0, "30W": 30.0, "50W": 50.0, "MAXN": 60.0}
     cpu, gpu = orin.device("cpu"), orin.device("gpu")
     assert cpu.peak_gflops == {"fp32": 422.4, "fp16": 844.8, "int8": 1689.6}  # 12 x 2.2 GHz x 16/32/64
     assert gpu.peak_gflops["fp32"] == pytest.approx(2048 * 2 * 1.3)
@@ -115,7 +113,7 @@ def test_user_profile_by_path(tmp_path):
     path.write_text(GOOD)
     profile = load_profile(str(path))
     device = profile.device()
-    assert (profile.name, profile.source, profile.power_modes) == ("mine", str(path), {"low": 5.0, "high": 10.0})
+    assert (profile.name, profile.source) == ("mine", str(path))
     assert device.peak_gflops == {"fp32": 100.0, "int8": 400.0}
     assert (device.static_power_w, device.preferred_multiple, device.tvm_target["mcpu"]) == (0.5, 8, "cortex-a55")
     with pytest.raises(KdccError, match="has no device 'gpu' \\(has: cpu\\)"):

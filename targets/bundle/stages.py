@@ -1,0 +1,169 @@
+"""The stages of a bundle build, in order: `STAGES` reads top to bottom as the story of a build.
+
+Each stage is a small function of the `Build` in progress: it reads what earlier stages left
+there and adds the bundle's files to `build.files` (bundle path -> bytes); nothing is written
+to the output directory until `writer.write_bundle` publishes them all at once. TVM writes its
+libraries under `build.work`, a scratch directory with a fixed name beside the output, so no
+random path reaches the library bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from kdcc.ir.spec import MarlSpec
+from kdcc.targets.bundle.collab_profile import collaboration_profile
+from kdcc.targets.bundle.sources import bundle_sources
+from kdcc.targets.profile import TargetProfile
+
+__all__ = ["Build", "Stage", "STAGES"]
+
+
+@dataclass
+class Build:
+    """What a bundle build knows so far. The inputs come first; the stages fill in the rest."""
+
+    module: nn.Module  # the team step
+    spec: MarlSpec
+    profile: TargetProfile
+    out_dir: Path
+    inputs: Sequence[Path]  # files the bundle is made from: hashed into profile.json, listed in policy.d
+    meta: dict[str, Any]  # merged into profile.json
+    runtime: dict[str, dict[str, Path]]  # arch -> runtime library name -> path (checked before the build)
+    work: Path  # scratch directory for TVM's outputs
+    files: dict[str, bytes] = field(default_factory=dict)  # the bundle: path -> bytes
+    relax_mod: Any = None
+    student_onnx: bytes = b""
+    libraries: list = field(default_factory=list)  # BuiltLibrary per device, in the profile's order
+    host_library: Path | None = None  # a library this machine runs, to verify with
+    verification: dict[str, Any] = field(default_factory=dict)
+    runtime_record: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(NamedTuple):
+    name: str
+    run: Callable[[Build], None]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lower(b: Build) -> None:
+    """The team step as a Relax module (GRU cells decomposed into plain ops), lowered once for all devices."""
+    from kdcc.targets.tvm.lowering import to_relax
+
+    b.relax_mod = to_relax(b.module, b.spec)
+
+
+def export_onnx(b: Build) -> None:
+    """student.onnx: the same team step for inspection, and what ONNX Runtime runs where no library does."""
+    from kdcc.targets.tvm.lowering import onnx_bytes
+
+    b.student_onnx = onnx_bytes(b.module, b.spec)
+    b.files["student.onnx"] = b.student_onnx
+
+
+def build_devices(b: Build) -> None:
+    """lib/<device>/policy.so and device.txt ("cpu"|"cuda", read by the C++ wrapper), one TVM build per device."""
+    from kdcc.targets.tvm.build import build_library
+
+    for device in b.profile.devices:
+        lib = build_library(b.relax_mod, device, b.profile, b.work / "lib" / device.name / "policy.so",
+                            b.work / ".work")
+        b.libraries.append(lib)
+        b.files[f"lib/{device.name}/policy.so"] = lib.path.read_bytes()
+        b.files[f"lib/{device.name}/device.txt"] = b"cuda\n" if lib.kind == "gpu" else b"cpu\n"
+
+
+def build_verification_host(b: Build) -> None:
+    """A library this machine runs, to verify with: the bundle's own CPU library when it is built
+    for this machine, else a second, throwaway TVM build of the same module for this CPU (an orin
+    bundle holds aarch64 and CUDA libraries only). It is not shipped."""
+    from kdcc.targets.tvm.build import build_library
+
+    here = next((lib.path for lib in b.libraries if lib.arch == platform.machine() and lib.kind == "cpu"), None)
+    if here is None:
+        probe = replace(b.profile.devices[0], name="verify", kind="cpu", tvm_host=None, cross_triple=None,
+                        tvm_target={"kind": "llvm", "mcpu": "native"})
+        here = build_library(b.relax_mod, probe, b.profile, b.work / ".verify" / "policy.so", b.work / ".work").path
+    b.host_library = here
+
+
+def verify(b: Build) -> None:
+    """torch, ONNX Runtime and the host library agree over a probe episode, or the build fails."""
+    from kdcc.targets.tvm.verify import verify_team_step
+
+    b.verification = verify_team_step(b.module, b.spec, b.student_onnx, b.host_library)
+
+
+def copy_runtime(b: Build) -> None:
+    """runtime/<arch>/: the TVM runtime of every library's architecture (found before the build,
+    from the installed wheels or the setup-time cache), and runtime/include/: tvm-ffi's headers."""
+    from kdcc.targets.bundle.runtime_libs import ffi_include_dir, runtime_versions
+
+    b.runtime_record = {"versions": runtime_versions()}
+    for arch in sorted({lib.arch for lib in b.libraries}):
+        found = b.runtime[arch]
+        for name, path in sorted(found.items()):
+            b.files[f"runtime/{arch}/{name}"] = path.read_bytes()
+        b.runtime_record[arch] = sorted(found)
+    include = ffi_include_dir()
+    for sub in ("tvm/ffi", "dlpack"):
+        for path in sorted((include / sub).rglob("*")):
+            if path.is_file():
+                b.files[f"runtime/include/{path.relative_to(include).as_posix()}"] = path.read_bytes()
+
+
+def write_sources(b: Build) -> None:
+    """include/kdcc_policy.h, src/kdcc_policy.cc and the CMake package, from the templates."""
+    for path, text in bundle_sources(b.spec, b.libraries, _sha256(b.student_onnx)).items():
+        b.files[path] = text.encode()
+
+
+def _weights_sha256(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to(torch.float64 if tensor.is_floating_point() else torch.int64).numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_profile(b: Build) -> None:
+    """profile.json: the collaboration profile (what the team needs to run), with hashes of what made it."""
+    hashes = {"student.onnx": _sha256(b.student_onnx), "student_weights": _weights_sha256(b.module),
+              "inputs": {str(p): _sha256(Path(p).read_bytes()) for p in b.inputs}}
+    doc = collaboration_profile(b.spec, b.profile, [lib.record(b.work) for lib in b.libraries], b.runtime_record,
+                                b.verification, hashes, b.meta)
+    b.files["profile.json"] = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_depfile(b: Build) -> None:
+    """policy.d in Make syntax (Ninja reads it too): the bundle's profile.json depends on every input."""
+    def esc(p: Path) -> str:
+        return str(p).replace("\\", "\\\\").replace(" ", "\\ ").replace("#", "\\#").replace("$", "$$")
+
+    target = esc(b.out_dir / "profile.json")
+    deps = " \\\n  ".join(esc(p) for p in b.inputs)
+    b.files["policy.d"] = (f"{target}: {deps}\n" if b.inputs else f"{target}:\n").encode()
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("lower", lower),                              # team step -> Relax
+    Stage("onnx", export_onnx),                         # student.onnx
+    Stage("build", build_devices),                      # lib/<device>/: one TVM build per device
+    Stage("verification-host-build", build_verification_host),  # a second TVM build when none runs here
+    Stage("verify", verify),                            # torch == ONNX Runtime == TVM host, over an episode
+    Stage("runtime-libs", copy_runtime),                # runtime/<arch>/, runtime/include/
+    Stage("sources", write_sources),                    # include/, src/, CMakeLists.txt, CMake package
+    Stage("collaboration-profile", write_profile),      # profile.json
+    Stage("depfile", write_depfile),                    # policy.d
+)
