@@ -85,13 +85,20 @@ def _report_files(result: CompileResult, sections, figures, study_files: dict[st
 
 
 def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool):
+    """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
+    from kdcc.ir.agent_step import MonitorStep
+    from kdcc.ir.program import trace
+    from kdcc.marl.agents import agent_steps
     from kdcc.targets.bundle.writer import write_bundle
+    from kdcc.targets.robot_cost import robot_costs
 
-    last = result.records[-1]
+    program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
             "pipeline": result.passes}
-    return write_bundle(result.program.team_module(), result.program.spec, result.profile, out_dir, force=force,
-                        extra_files=files, meta=meta, inputs=result.inputs.files)
+    return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
+                        extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
+                        monitor=trace(MonitorStep(program.mixer).eval(), "Monitor"),
+                        robot_costs=robot_costs(program, result.profile))
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -103,6 +110,10 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
+        if out_dir is not None and build:
+            from kdcc.targets.bundle.writer import bundle_runtime
+
+            bundle_runtime(inputs.profile)  # a runtime to ship that was never fetched: fail now, not after training
         result = run_passes_on(inputs, names, opts)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
         rec_files = record_files(result.records, _manifest(result, opts))

@@ -67,8 +67,9 @@ def _roles(spec: MarlSpec) -> list[dict[str, Any]]:
 
 def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: list[dict[str, Any]],
                           runtime: dict[str, Any], verification: dict[str, Any], hashes: dict[str, Any],
-                          meta: dict[str, Any]) -> dict[str, Any]:
-    """The profile.json document; `meta` (cost envelope, fidelity, ...) is merged at the top level."""
+                          meta: dict[str, Any], robots: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The profile.json document; `meta` (cost envelope, fidelity, ...) is merged at the top level;
+    `robots`: what each robot runs (per role: its libraries, what it needs, its cost), and the monitor."""
     doc: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -95,10 +96,16 @@ def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: lis
                   "functions": ["kdcc_policy_create", "kdcc_policy_reset", "kdcc_policy_step",
                                 "kdcc_policy_destroy", "kdcc_policy_last_error"],
                   "cmake": "find_package(kdcc_policy) or add_subdirectory(<bundle>) -> kdcc_policy::kdcc_policy"},
+            "c_agent": {"header": "include/kdcc_agent.h", "source": "src/kdcc_agent.cc",
+                        "functions": ["kdcc_agent_create", "kdcc_agent_reset", "kdcc_agent_step",
+                                      "kdcc_agent_step_q", "kdcc_agent_destroy", "kdcc_agent_last_error",
+                                      "kdcc_monitor_create", "kdcc_monitor_value", "kdcc_monitor_destroy"],
+                        "cmake": "kdcc_policy::<role> per role, kdcc_policy::monitor"},
             "tvm": {"function": "main", "vm": "relax", "exec_mode": "compiled"},
             "onnx": "student.onnx",
         },
         "libraries": libraries,
+        "robots": list(robots),
         "runtime": runtime,
         "verification": verification,
         "hashes": hashes,

@@ -46,6 +46,10 @@ class Build:
     host_library: Path | None = None  # a library this machine runs, to verify with
     verification: dict[str, Any] = field(default_factory=dict)
     runtime_record: dict[str, Any] = field(default_factory=dict)
+    agents: dict[str, nn.Module] = field(default_factory=dict)  # role name -> its agent step (one robot)
+    monitor: nn.Module | None = None  # the team monitor (mixer approximation), for a central station
+    roles: list = field(default_factory=list)  # RoleArtifact per role, then the monitor's
+    robot_costs: dict[str, Any] = field(default_factory=dict)  # role -> the cost model's per-robot estimate
 
 
 class Stage(NamedTuple):
@@ -105,6 +109,31 @@ def verify(b: Build) -> None:
     b.verification = verify_team_step(b.module, b.spec, b.student_onnx, b.host_library)
 
 
+def build_roles(b: Build) -> None:
+    """lib/<device>/<role>.so and agents/<role>.onnx: what one robot runs, one library per role and device,
+    each checked on torch, ONNX Runtime and a host build (see role_stages)."""
+    from kdcc.ir.agent_step import agent_example_inputs
+    from kdcc.ir.roles import team_roles
+    from kdcc.targets.bundle.role_stages import VERIFY_INPUTS, build_step_libraries, role_signature
+
+    for role in team_roles(b.spec):
+        if role.name not in b.agents:
+            continue
+        inputs = [agent_example_inputs(b.spec, role, seed) for seed in range(VERIFY_INPUTS)]
+        b.roles.append(build_step_libraries(b, role.name, b.agents[role.name], role_signature(b.spec, role), inputs))
+
+
+def build_monitor(b: Build) -> None:
+    """lib/<device>/monitor.so and agents/monitor.onnx: Q_tot from the agents' chosen Q-values and the state."""
+    if b.monitor is None:
+        return
+    from kdcc.ir.agent_step import monitor_example_inputs
+    from kdcc.targets.bundle.role_stages import VERIFY_INPUTS, build_step_libraries, monitor_signature
+
+    inputs = [monitor_example_inputs(b.spec, seed) for seed in range(VERIFY_INPUTS)]
+    b.roles.append(build_step_libraries(b, "monitor", b.monitor, monitor_signature(b.spec), inputs))
+
+
 def copy_runtime(b: Build) -> None:
     """runtime/<arch>/: the TVM runtime of every library's architecture (found before the build,
     from the installed wheels or the setup-time cache), and runtime/include/: tvm-ffi's headers."""
@@ -137,12 +166,30 @@ def _weights_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def _robot(spec: MarlSpec, name: str) -> dict[str, Any]:
+    """What a per-robot library is and what it needs at run time (nothing from other agents)."""
+    from kdcc.ir.roles import team_roles
+
+    if name == "monitor":
+        return {"role": "monitor", "runs_on": "a central station (optional: not needed to act)",
+                "needs_at_run_time": ["every agent's chosen Q-value", "the global state"], "produces": ["q_tot"]}
+    role = next(r for r in team_roles(spec) if r.name == name)
+    needs = ["its own observation"] + (["its agent index, fixed at create"] if role.shared else [])
+    return {"role": role.name, "agents": list(role.agents), "runs_on": "each robot of these agents",
+            "needs_at_run_time": needs, "keeps_inside": ["hidden state", "its own last action"],
+            "obs_dim": role.obs_dim, "n_actions": role.n_actions, "hidden_dim": role.hidden_dim,
+            "network": "shared" if role.shared else "own", "produces": ["action", "q"]}
+
+
 def write_profile(b: Build) -> None:
     """profile.json: the collaboration profile (what the team needs to run), with hashes of what made it."""
     hashes = {"student.onnx": _sha256(b.student_onnx), "student_weights": _weights_sha256(b.module),
               "inputs": {str(p): _sha256(Path(p).read_bytes()) for p in b.inputs}}
+    robots = [{**_robot(b.spec, art.name), "libraries": art.libraries, "onnx": art.onnx,
+               "verification": art.verification, **({"cost": b.robot_costs[art.name]}
+                                                     if art.name in b.robot_costs else {})} for art in b.roles]
     doc = collaboration_profile(b.spec, b.profile, [lib.record(b.work) for lib in b.libraries], b.runtime_record,
-                                b.verification, hashes, b.meta)
+                                b.verification, hashes, b.meta, robots)
     b.files["profile.json"] = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -162,6 +209,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("build", build_devices),                      # lib/<device>/: one TVM build per device
     Stage("verification-host-build", build_verification_host),  # a second TVM build when none runs here
     Stage("verify", verify),                            # torch == ONNX Runtime == TVM host, over an episode
+    Stage("roles", build_roles),                        # lib/<device>/<role>.so: what each robot runs
+    Stage("monitor", build_monitor),                    # lib/<device>/monitor.so: Q_tot for a station
     Stage("runtime-libs", copy_runtime),                # runtime/<arch>/, runtime/include/
     Stage("sources", write_sources),                    # include/, src/, CMakeLists.txt, CMake package
     Stage("collaboration-profile", write_profile),      # profile.json

@@ -95,8 +95,14 @@ def _sizes(files: dict[str, bytes]) -> dict[str, int]:
 
 def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_dir: str | Path, *,
                  force: bool = False, extra_files: dict[str, bytes] | None = None,
-                 meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = ()) -> BundleResult:
+                 meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = (),
+                 agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
+                 robot_costs: dict[str, Any] | None = None) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
+
+    `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
+    are built too, one library per device each: what one robot runs, and a station's Q_tot;
+    `robot_costs` (role -> the cost model's per-robot estimate) goes into profile.json beside them.
 
     `meta` is merged into profile.json (e.g. the cost envelope and fidelity figures);
     `inputs` are the files the bundle was made from (teacher, profile, dataset): hashed into
@@ -114,7 +120,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     shutil.rmtree(work, ignore_errors=True)  # left by a build that was killed
     work.mkdir(parents=True)
     try:
-        build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work)
+        build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
+                      agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}))
         for stage in STAGES:
             stage.run(build)
             check_interrupted()  # a Ctrl-C that TVM swallowed stops the build at the next stage

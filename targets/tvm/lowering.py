@@ -27,6 +27,7 @@ import copy
 import io
 import operator
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,11 +38,31 @@ from kdcc.core.fileio import atomic_write_bytes
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import team_example_inputs
 
-__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "decompose_recurrent", "to_relax", "to_onnx", "onnx_bytes"]
+__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "Signature", "team_signature", "decompose_recurrent", "to_relax",
+           "to_onnx", "onnx_bytes"]
 
 INPUT_NAMES = ("obs", "last_actions", "hidden", "state")
 OUTPUT_NAMES = ("actions", "q", "new_hidden", "q_tot")
 ONNX_OPSET = 17
+INTEGER_OUTPUTS = ("actions", "action")  # greedy actions (int64); every other output is float32
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a step graph takes and returns: the team step, one role's agent step, the team monitor."""
+
+    what: str  # for messages and the ONNX doc string
+    example_inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+
+def team_signature(spec: MarlSpec) -> Signature:
+    return Signature(f"team step: {spec.n_agents} agents", team_example_inputs(spec), INPUT_NAMES, OUTPUT_NAMES)
+
+
+def _signature(spec_or_signature: MarlSpec | Signature) -> Signature:
+    return spec_or_signature if isinstance(spec_or_signature, Signature) else team_signature(spec_or_signature)
 
 _GRU_FUNCTIONS = {torch.gru_cell, torch._VF.gru_cell}
 
@@ -109,49 +130,80 @@ def decompose_recurrent(module: nn.Module) -> fx.GraphModule:
     return fx.GraphModule(gm, graph, class_name=type(module).__name__)
 
 
-def _exported(module: nn.Module, spec: MarlSpec) -> torch.export.ExportedProgram:
+def _exported(module: nn.Module, sig: Signature) -> torch.export.ExportedProgram:
     gm = decompose_recurrent(module).eval()
     try:
-        return torch.export.export(gm, team_example_inputs(spec), strict=False)
+        return torch.export.export(gm, sig.example_inputs, strict=False)
     except Exception as e:  # torch.export raises many error types; one line for the CLI
-        raise KdccError(f"lowering: torch.export of the team step failed ({type(e).__name__}: {e})") from None
+        raise KdccError(f"lowering: torch.export of the {sig.what} failed ({type(e).__name__}: {e})") from None
 
 
 class _PackedOutputs(nn.Module):
-    """The team step with its four results in one float32 vector (see `to_relax`)."""
+    """A step with its results in one float32 vector, in output order (see `to_relax`).
 
-    def __init__(self, team: nn.Module):
+    torch.fx traces a fixed argument list, so there is one subclass per step signature, its
+    arguments named as the step's inputs (they name the Relax function's parameters)."""
+
+    def __init__(self, step: nn.Module, integer: tuple[bool, ...]):
         super().__init__()
-        self.team = team
+        self.step, self.integer = step, integer
 
+    def _pack(self, outs):
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        # integer outputs (greedy actions, one per agent) are 1-D already; float outputs are flattened
+        return torch.cat([o.float() if i else o.reshape(-1) for o, i in zip(outs, self.integer)])
+
+
+class _PackedTeam(_PackedOutputs):
     def forward(self, obs, last_actions, hidden, state):
-        actions, q, new_hidden, q_tot = self.team(obs, last_actions, hidden, state)
-        return torch.cat([actions.float(), q.reshape(-1), new_hidden.reshape(-1), q_tot.reshape(-1)])
+        return self._pack(self.step(obs, last_actions, hidden, state))
 
 
-def _import(module: nn.Module, spec: MarlSpec):
+class _PackedAgent(_PackedOutputs):
+    def forward(self, obs, last_action, hidden):
+        return self._pack(self.step(obs, last_action, hidden))
+
+
+class _PackedSharedAgent(_PackedOutputs):
+    def forward(self, obs, last_action, hidden, agent_id):
+        return self._pack(self.step(obs, last_action, hidden, agent_id))
+
+
+class _PackedMonitor(_PackedOutputs):
+    def forward(self, chosen_q, state):
+        return self._pack(self.step(chosen_q, state))
+
+
+_PACKED = {cls.forward.__code__.co_varnames[1:cls.forward.__code__.co_argcount]: cls
+           for cls in (_PackedTeam, _PackedAgent, _PackedSharedAgent, _PackedMonitor)}
+
+
+def _import(module: nn.Module, sig: Signature):
     from tvm.relax.frontend.torch import from_exported_program
 
     with torch.no_grad():
-        program = _exported(module, spec)
+        program = _exported(module, sig)
     try:
         return from_exported_program(program)
     except Exception as e:  # unsupported ops surface as assorted TVM errors
-        raise KdccError(f"lowering: TVM cannot import the team step ({type(e).__name__}: {e})") from None
+        raise KdccError(f"lowering: TVM cannot import the {sig.what} ({type(e).__name__}: {e})") from None
 
 
-def to_relax(module: nn.Module, spec: MarlSpec):
-    """The team step as a TVM Relax IRModule with two entry points over (obs, last_actions, hidden, state):
+def to_relax(module: nn.Module, spec: MarlSpec | Signature):
+    """A step (the team step of `spec`, or any `Signature`) as a TVM Relax IRModule with two entry points:
 
-    - `main` returns (actions, q, new_hidden, q_tot): the C API keeps `new_hidden` as the next
-      step's input without a copy (on the GPU too);
-    - `main_packed` returns one float32 vector [actions (n) | q (n·A) | new_hidden (n·H) | q_tot (1)]:
-      from Python, converting four result tensors costs more than the step itself (~3.5 µs of ~10).
+    - `main` returns the outputs as they are: the C API keeps `new_hidden` as the next step's
+      input without a copy (on the GPU too);
+    - `main_packed` returns one float32 vector of every output, flattened in order (the team step:
+      [actions (n) | q (n·A) | new_hidden (n·H) | q_tot (1)]): from Python, converting four result
+      tensors costs more than the step itself (~3.5 µs of ~10).
     """
     from tvm import relax
 
-    mod = _import(module, spec)
-    packed = _import(_PackedOutputs(module), spec)["main"]
+    sig = _signature(spec)
+    mod = _import(module, sig)
+    integer = tuple(name in INTEGER_OUTPUTS for name in sig.output_names)
+    packed = _import(_PACKED[sig.input_names](module, integer), sig)["main"]
     body = packed.body  # a 1-tuple of the vector: return the vector itself
     seq = relax.BlockBuilder().normalize(relax.SeqExpr(body.blocks, relax.TupleGetItem(body.body, 0)))
     mod["main_packed"] = relax.Function(packed.params, seq, attrs=packed.attrs).with_attr(
@@ -159,8 +211,9 @@ def to_relax(module: nn.Module, spec: MarlSpec):
     return mod
 
 
-def onnx_bytes(module: nn.Module, spec: MarlSpec) -> bytes:
-    """The team step as a simplified ONNX model; the same inputs give the same bytes."""
+def onnx_bytes(module: nn.Module, spec: MarlSpec | Signature) -> bytes:
+    """A step (the team step of `spec`, or any `Signature`) as a simplified ONNX model; the same inputs
+    give the same bytes."""
     import onnx
     import onnxsim
 
@@ -168,14 +221,15 @@ def onnx_bytes(module: nn.Module, spec: MarlSpec) -> bytes:
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # per-agent input slices
-        torch.onnx.export(gm, team_example_inputs(spec), buf, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES))
+        sig = _signature(spec)
+        torch.onnx.export(gm, sig.example_inputs, buf, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=list(sig.input_names), output_names=list(sig.output_names))
     model = onnx.load_from_string(buf.getvalue())
     model, ok = onnxsim.simplify(model)
     if not ok:
         raise KdccError("lowering: onnxsim could not validate the simplified student.onnx")
     model.producer_name, model.producer_version = "kdcc", ""
-    model.doc_string = f"kdcc team step: {spec.n_agents} agents, inputs {', '.join(INPUT_NAMES)}"
+    model.doc_string = f"kdcc {sig.what}, inputs {', '.join(sig.input_names)}"
     return model.SerializeToString(deterministic=True)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["HostPolicy"]
+__all__ = ["HostPolicy", "HostStep"]
 
 
 class HostPolicy:
@@ -74,3 +74,29 @@ def _elf_machine(path: Path) -> tuple[str, ...]:
     if head[:4] != b"\x7fELF":
         raise KdccError(f"{path}: not an ELF shared library")
     return {62: ("x86_64", "AMD64"), 183: ("aarch64", "arm64")}.get(int.from_bytes(head[18:20], "little"), ())
+
+
+class HostStep:
+    """Any step library of this machine (an agent step, the team monitor) called from Python:
+    `step(*inputs) -> outputs` as numpy arrays, inputs written into preallocated tensors."""
+
+    def __init__(self, library: str | Path, example_inputs):
+        import tvm
+        from tvm import relax
+
+        if not Path(library).is_file():
+            raise KdccError(f"{library}: compiled library not found")
+        if platform.machine() not in _elf_machine(Path(library)):
+            raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
+        self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
+        self._main = self._vm["main"]
+        self._tensors = [tvm.runtime.tensor(np.zeros(tuple(x.shape), str(x.dtype).replace("torch.", "")))
+                         for x in example_inputs]
+        self._views = [np.from_dlpack(t) for t in self._tensors]
+
+    def __call__(self, *inputs) -> tuple[np.ndarray, ...]:
+        for view, value in zip(self._views, inputs):
+            view[...] = value
+        outs = self._main(*self._tensors)
+        outs = (outs,) if hasattr(outs, "shape") else outs  # one tensor, or an array of them
+        return tuple(np.array(np.from_dlpack(o)) for o in outs)

@@ -22,7 +22,7 @@ from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import team_example_inputs
 from kdcc.targets.tvm.lowering import INPUT_NAMES, OUTPUT_NAMES
 
-__all__ = ["ATOL", "probe_episode", "verify_team_step"]
+__all__ = ["ATOL", "probe_episode", "verify_team_step", "verify_step"]
 
 ATOL = 1e-5
 RTOL = 1e-6
@@ -107,3 +107,41 @@ def verify_team_step(module: nn.Module, spec: MarlSpec, onnx_model: bytes, host_
                                     f"max |diff| = {diff:.3g} > {tol:.3g} ({atol:g} + {RTOL:g}·max|torch|)")
                 worst[name][output] = max(worst[name][output], diff)
     return {"steps": steps, "seed": seed, "atol": atol, "rtol": RTOL, "max_abs_diff": worst}
+
+
+def verify_step(module: nn.Module, sig, onnx_model: bytes, host_library: str | Path, inputs: list[tuple],
+                *, atol: float = ATOL) -> dict:
+    """Any step (an agent step, the team monitor) on torch, ONNX Runtime and the host library, on each
+    input tuple: integer outputs (greedy actions) equal, the rest within atol + rtol·max|torch|."""
+    import onnxruntime as ort
+
+    from kdcc.targets.tvm.runtime import HostStep
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    taken = {i.name for i in session.get_inputs()}
+    host = HostStep(host_library, sig.example_inputs)
+    worst = {name: dict.fromkeys(sig.output_names, 0.0) for name in ("onnxruntime", "tvm_host")}
+    for k, args in enumerate(inputs):
+        with torch.no_grad():
+            ref = [o.numpy() for o in module(*args)]
+        arrays = [a.numpy() for a in args]
+        runs = {"onnxruntime": session.run(list(sig.output_names),
+                                           {n: a for n, a in zip(sig.input_names, arrays) if n in taken}),
+                "tvm_host": host(*arrays)}
+        for name, outs in runs.items():
+            for output, r, o in zip(sig.output_names, ref, outs):
+                o = np.asarray(o)
+                if r.dtype.kind in "iu":
+                    if not np.array_equal(r, o.astype(r.dtype)):
+                        raise KdccError(f"verify {sig.what}: {name} output '{output}' differs from torch at "
+                                        f"input {k}: {o.tolist()} vs {r.tolist()}")
+                    continue
+                diff = float(np.max(np.abs(r.astype(np.float64) - o.astype(np.float64)))) if r.size else 0.0
+                tol = atol + RTOL * float(np.max(np.abs(r))) if r.size else atol
+                if not diff <= tol:
+                    raise KdccError(f"verify {sig.what}: {name} output '{output}' differs from torch at input {k}: "
+                                    f"max |diff| = {diff:.3g} > {tol:.3g}")
+                worst[name][output] = max(worst[name][output], diff)
+    return {"inputs": len(inputs), "atol": atol, "rtol": RTOL, "max_abs_diff": worst}
