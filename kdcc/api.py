@@ -45,20 +45,29 @@ def load_teacher_like(path: str | Path, config: str | Path | None = None) -> Tea
     return load_teacher_source(path, config)
 
 
-def load_policy(path: str | Path, config: str | Path | None = None) -> tuple[MarlSpec, Policy, Teacher | None]:
-    """A policy to run in MPE: a teacher file, or a compiled bundle directory."""
+def load_policy(path: str | Path, config: str | Path | None = None, *,
+                decentralised: bool = False) -> tuple[MarlSpec, Policy, Teacher | None]:
+    """A policy to run in MPE: a teacher, or a compiled bundle directory. `decentralised`: one policy per
+    agent, loaded on its own and given only its own observation (a bundle's per-robot libraries)."""
     p = Path(path)
     if p.is_dir() and (p / "profile.json").is_file():
+        from kdcc.targets.bundle.agent_policy import open_agent_policies
         from kdcc.targets.bundle.policy import open_bundle_policy
 
         if config is not None:
             raise KdccError(f"--config {config}: {p} is a compiled bundle, which carries its own spec; --config "
                             "applies to an EPyMARL/PyMARL model directory or an ONNX teacher")
-        spec, policy, runs = open_bundle_policy(p)
-        if runs != "compiled host library":
+        spec, policy, runs = open_agent_policies(p) if decentralised else open_bundle_policy(p)
+        if decentralised or runs != "compiled host library":
             note(f"{p}: evaluating {runs}")
         return spec, policy, None
     teacher = load_teacher_like(p, config)
+    if decentralised:
+        from kdcc.ir.program import from_modules
+        from kdcc.marl.agents import DecentralisedPolicy
+
+        program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+        return teacher.spec, DecentralisedPolicy.from_program(program), teacher
     env = make_env(teacher.spec.env)
     return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher
 
@@ -70,14 +79,15 @@ def _returns(env, policy, episodes, seed, label):
 
 def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
              teacher_path: str | Path | None = None, config: str | Path | None = None,
-             teacher_config: str | Path | None = None) -> EvalResult:
+             teacher_config: str | Path | None = None, decentralised: bool = False) -> EvalResult:
     """Mean team return of a policy, of a uniform random policy and (if given) the teacher, same seeds.
 
     `config` is the policy's --config (a model directory's config.json, an ONNX teacher's spec);
-    `teacher_config` the same for `teacher_path`."""
+    `teacher_config` the same for `teacher_path`; `decentralised`: the policy's agents each loaded on
+    their own and given only their own observation (the teacher, if any, is run as a team)."""
     if episodes <= 0:
         raise KdccError(f"--episodes must be positive, got {episodes}")
-    spec, policy, _ = load_policy(policy_path, config)
+    spec, policy, _ = load_policy(policy_path, config, decentralised=decentralised)
     env = make_env(spec.env)
     stats = _returns(env, policy, episodes, seed, f"eval {Path(policy_path).name}")
     rand = _returns(env, RandomPolicy(env.avail, seed), episodes, seed, "eval random")

@@ -22,6 +22,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", help="teacher to normalise the score against (any teacher input)")
     p.add_argument("--teacher-config", help="--config for the --teacher input")
+    p.add_argument("--decentralised", action="store_true",
+                   help="load each agent on its own (a bundle's per-robot libraries) and give it only its own "
+                   "observation, as robots that exchange nothing per step")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -30,7 +33,8 @@ def run(args) -> int:
     from kdcc.api import evaluate
 
     r = evaluate(args.policy, episodes=args.episodes, seed=args.seed, teacher_path=args.teacher,
-                 config=args.config, teacher_config=args.teacher_config)
+                 config=args.config, teacher_config=args.teacher_config,
+                 decentralised=args.decentralised)
     if args.json:
         print(json.dumps(r.to_dict(), sort_keys=True))
         return 0

@@ -83,14 +83,17 @@ def open_bundle(bundle_dir: str | Path):
     return HostPolicy(root / here[0]["path"], spec)
 
 
-def open_bundle_policy(path: str | Path):
-    """(spec, policy, what runs) for a bundle directory."""
+def open_bundle_policy(path: str | Path, runner: str = "auto"):
+    """(spec, policy, what runs) for a bundle directory; `runner`: auto (the host library when one runs
+    here, else student.onnx) | library | onnx."""
     os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
-    try:
-        library = open_bundle(path)
-        return library.spec, _LibraryPolicy(library), "compiled host library"
-    except KdccError as e:
-        if "no library in this bundle runs" not in str(e) or not (Path(path) / "student.onnx").is_file():
-            raise
+    if runner != "onnx":
+        try:
+            library = open_bundle(path)
+            return library.spec, _LibraryPolicy(library), "compiled host library"
+        except KdccError as e:
+            if (runner == "library" or "no library in this bundle runs" not in str(e)
+                    or not (Path(path) / "student.onnx").is_file()):
+                raise
     spec = MarlSpec.from_dict(json.loads((Path(path) / "profile.json").read_text())["spec"])
     return spec, _OnnxPolicy(Path(path) / "student.onnx", spec), "student.onnx in ONNX Runtime (no library here)"

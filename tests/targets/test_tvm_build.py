@@ -16,8 +16,8 @@ from kdcc.core.errors import KdccError
 from kdcc.ir.team import team_example_inputs
 from kdcc.targets.profile import load_profile
 from kdcc.targets.tvm.build import build_library, resolve_target
-from kdcc.targets.tvm.runtime import HostPolicy
 from kdcc.targets.tvm.lowering import to_relax
+from kdcc.targets.tvm.runtime import HostPolicy
 from kdcc.targets.tvm.toolchain import gpu_image_kind
 from tests.targets._team import tiny_team
 
