@@ -56,8 +56,14 @@ def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
 
 
 def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
-    """The optional re-runs: report sections, figures and files (--pareto is kept without -o for --json)."""
-    sections, figures, files, sweep = [], {}, {}, None
+    """What each robot runs, then the optional re-runs: report sections, figures and files (--pareto is
+    kept without -o for --json)."""
+    from kdcc.reports.robots import robots_section
+    from kdcc.targets.robot_cost import robot_costs
+
+    costs = robot_costs(result.program, result.profile)
+    sections = [robots_section(costs, result.records[-1].metrics, opts.budget.scope)]
+    figures, files, sweep = {}, {}, None
     if opts.pareto:
         from kdcc.reports.pareto import budget_sweep, pareto_figure, pareto_section
 
@@ -70,7 +76,7 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
         from kdcc.reports.document import markdown_section
 
         table = ablate_distillation(result, result.ctx)
-        sections.insert(0, markdown_section("Ablation of the distillation terms", table))
+        sections.insert(1, markdown_section("Ablation of the distillation terms", table))
     return sections, figures, files, sweep
 
 
