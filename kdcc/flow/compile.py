@@ -73,10 +73,8 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
         files["pareto.json"] = (json.dumps(sweep, indent=2, sort_keys=True) + "\n").encode()
     if opts.ablate and with_ablation:
         from kdcc.reports.ablation import ablate_distillation
-        from kdcc.reports.document import markdown_section
 
-        table = ablate_distillation(result, result.ctx)
-        sections.insert(1, markdown_section("Ablation of the distillation terms", table))
+        sections.insert(1, ablate_distillation(result, result.ctx))
     return sections, figures, files, sweep
 
 

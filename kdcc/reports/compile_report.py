@@ -35,7 +35,7 @@ def _summary(records: Sequence[PassRecord]) -> Items:
 
 
 def compile_document(teacher_name: str, target: str, records: Sequence[PassRecord],
-                     extra_sections: Sequence[Section | tuple[str, str]] = ()) -> Document:
+                     extra_sections: Sequence[Section] = ()) -> Document:
     """Extra sections (ablation, budget vs score) follow the decisions, as Section records or
     (title, markdown) pairs."""
     title = text("kdcc compile report: ", code(teacher_name), " → target ", code(target))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 __all__ = ["Span", "Text", "text", "bold", "code", "plain", "Paragraph", "Item", "Items", "Column", "Table",
-           "Image", "Block", "Section", "Document", "markdown_section", "as_sections"]
+           "Image", "Block", "Section", "Document", "as_sections"]
 
 
 @dataclass(frozen=True)
@@ -129,40 +129,9 @@ class Document:
     sections: tuple[Section, ...]
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def _is_rule(line: str) -> bool:
-    return set(line.replace("|", "").strip()) <= {"-", ":"}
-
-
-def markdown_section(title: str, markdown: str) -> Section:
-    """A section from markdown made elsewhere (the ablation's): pipe tables become tables, other lines paragraphs.
-
-    Only what those producers write is understood; cells and paragraphs stay plain text.
-    """
-    blocks: list[Block] = []
-    rows: list[str] = []
-
-    def flush() -> None:
-        cells = [_cells(r) for r in rows if not _is_rule(r)]
-        rows.clear()
-        if cells:
-            columns = tuple(Column(str(i), h, align=None) for i, h in enumerate(cells[0]))
-            blocks.append(Table(columns, tuple({str(i): c for i, c in enumerate(r)} for r in cells[1:])))
-
-    for line in markdown.splitlines():
-        if line.lstrip().startswith("|"):
-            rows.append(line)
-            continue
-        flush()
-        if line.strip():
-            blocks.append(Paragraph(text(line)))
-    flush()
-    return Section(title, tuple(blocks))
-
-
-def as_sections(extra: Sequence[Section | tuple[str, str]]) -> list[Section]:
-    """Extra sections as given by the compile flow: Section records, or (title, markdown) pairs."""
-    return [s if isinstance(s, Section) else markdown_section(*s) for s in extra]
+def as_sections(extra: Sequence[Section]) -> list[Section]:
+    """Extra sections as given by the compile flow: Section records, never markdown to parse back."""
+    for s in extra:
+        if not isinstance(s, Section):
+            raise TypeError(f"a report section must be a Section, got {type(s).__name__}")
+    return list(extra)

@@ -74,7 +74,7 @@ def render_html(doc: Document) -> str:
 
 
 def html_report(teacher_name: str, target: str, records: Sequence[PassRecord], *,
-                extra_sections: Sequence[Section | tuple[str, str]] = (),
+                extra_sections: Sequence[Section] = (),
                 extra_figures: dict[str, Callable[[], Any]] | None = None) -> str:
     """report.html; extra sections are Section records or (title, markdown) pairs, extra figures are
     made by the given functions under the report's fixed matplotlib style."""

@@ -68,6 +68,6 @@ def render_markdown(doc: Document) -> str:
 
 
 def markdown_report(teacher_path: str, target: str, records: Sequence[PassRecord], *,
-                    extra_sections: Sequence[Section | tuple[str, str]] = ()) -> str:
+                    extra_sections: Sequence[Section] = ()) -> str:
     """report.md; extra sections are Section records or (title, markdown) pairs."""
     return render_markdown(compile_document(teacher_path, target, records, extra_sections))

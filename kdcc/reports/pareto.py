@@ -25,9 +25,8 @@ from kdcc.passes import get_pass
 from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
 from kdcc.reports.document import Column, Paragraph, Section, Table, text
-from kdcc.reports.markdown import markdown_blocks
 
-__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_markdown", "pareto_figure"]
+__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_figure"]
 
 FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's own student)
 
@@ -116,11 +115,6 @@ def pareto_section(sweep: dict[str, Any], title: str = "Budget vs score") -> Sec
             f"{sweep['episodes']} MPE episodes, seeds {sweep['seed']}–{sweep['seed'] + sweep['episodes'] - 1}; "
             f"the teacher scores {t['return']:.2f} on them ({t['flops']:,} FLOPs, est. {t['latency_us']:.2f} µs).")
     return Section(title, (Table(PARETO_COLUMNS, tuple(sweep["points"]), title), Paragraph(text(note))))
-
-
-def pareto_markdown(sweep: dict[str, Any]) -> str:
-    """The section's body as markdown (what the compile flow embeds today; `pareto_section` is the model)."""
-    return markdown_blocks(pareto_section(sweep).blocks)
 
 
 _AXES = {"flops": "FLOPs per team step", "bytes": "bytes moved per team step", "latency_us": "estimated latency per team step (µs)",

@@ -78,5 +78,6 @@ def test_ablation_names_the_weights_the_compile_used(setup):
     _, ctx, program = setup
     ctx = replace(ctx, options={"distill.steps": 2, "distill.dagger_every": 0, "distill.w_relation": 0.7})
     records = [SimpleNamespace(name="import", program=program), SimpleNamespace(name="distill", program=None)]
-    table = ablate_distillation(SimpleNamespace(records=records), ctx, episodes=1)
-    assert "without relation (weight 0.7 → 0)" in table and "without kl (weight 1.0 → 0)" in table
+    section = ablate_distillation(SimpleNamespace(records=records), ctx, episodes=1)
+    labels = [row["label"] for row in section.blocks[0].rows]
+    assert "without relation (weight 0.7 → 0)" in labels and "without kl (weight 1.0 → 0)" in labels

@@ -1,0 +1,151 @@
+"""`make bench`, per robot: one agent step, as a robot runs it, against the team step.
+
+    python bench/per_agent.py [--calls 100000] [--work build/bench/per_agent]
+
+Compiles the example teachers for this machine with the default budget (30x, per robot) and,
+for every role of each bundle, times one agent step (one thread, medians of --calls calls after
+warm-up, inputs written into preallocated buffers, hidden state and last action carried):
+- from Python: the role's compiled library through `HostStep` (the Relax VM's `main`);
+- ONNX Runtime running the same per-agent graph (agents/<role>.onnx, intra-op 1, IO binding);
+- from C: `examples/firmware/robot_runner --bench N` (the bundle's kdcc_agent C API), when the
+  firmware example builds here;
+and, for scale, the team step (HostPolicy.step, and student.onnx in ONNX Runtime).
+Writes bench/per_agent.json and prints a table; never run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHERS = {"spread": ROOT / "examples" / "spread_teacher.pt",
+            "speaker_listener": ROOT / "examples" / "speaker_listener_teacher.pt"}
+EPISODE = 25
+
+
+def _median_us(call, calls: int) -> dict:
+    for _ in range(max(calls // 10, 100)):
+        call()
+    clock, out = time.perf_counter_ns, np.empty(calls, np.int64)
+    for k in range(calls):
+        t0 = clock()
+        call()
+        out[k] = clock() - t0
+    return {"median_us": round(float(np.median(out)) / 1e3, 3), "p99_us": round(float(np.percentile(out, 99)) / 1e3, 3),
+            "calls": calls}
+
+
+def _agent_loop(step, role: dict, agent: int):
+    """A robot's control loop around `step(obs, last, hidden[, id]) -> (action, q, hidden)`."""
+    g = np.random.default_rng(agent)
+    obs = g.standard_normal((256, 1, role["obs_dim"])).astype(np.float32)
+    state = {"i": 0, "last": np.array([-1], np.int64), "hidden": np.zeros((1, role["hidden_dim"]), np.float32)}
+    agent_id = np.array([agent], np.int64)
+
+    def call():
+        i = state["i"]
+        if i % EPISODE == 0:
+            state["last"][0], state["hidden"][...] = -1, 0.0
+        args = (obs[i % 256], state["last"], state["hidden"]) + ((agent_id,) if role["network"] == "shared" else ())
+        action, _, hidden = step(*args)
+        state["last"], state["hidden"], state["i"] = np.asarray(action, np.int64).reshape(1), hidden, i + 1
+    return call
+
+
+def _ort(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    outs = [o.name for o in session.get_outputs()]
+    return lambda *args: session.run(outs, dict(zip(names, args)))
+
+
+def _c_runner(bundle: Path, work: Path) -> Path | None:
+    build = work / "fw"
+    try:
+        subprocess.run(["cmake", "-S", str(ROOT / "examples" / "firmware"), "-B", str(build),
+                        f"-Dkdcc_policy_DIR={bundle}", "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+        subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"  C runner not built ({e}); skipping the C figures", file=sys.stderr)
+        return None
+    runner = build / "robot_runner"
+    return runner if runner.exists() else None
+
+
+def _c_bench(runner: Path, lib_dir: Path, agent: int, calls: int) -> dict:
+    out = subprocess.run([str(runner), "--bench", str(calls), "--agent", str(agent), str(lib_dir)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "TVM_NUM_THREADS": "1"}).stdout
+    words = out.split()
+    return {k: float(words[words.index(k) + 1]) for k in ("median_us", "p99_us") if k in words} | {"calls": calls}
+
+
+def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
+    from kdcc.ir.spec import MarlSpec
+    from kdcc.targets.tvm.runtime import HostPolicy, HostStep
+
+    doc = json.loads((bundle / "profile.json").read_text())
+    spec = MarlSpec.from_dict(doc["spec"])
+    cpu = next(lib for lib in doc["libraries"] if lib["kind"] == "cpu" and lib["arch"] == platform.machine())
+    runner = _c_runner(bundle, work / name)
+    result: dict = {"roles": {}}
+    for robot in (r for r in doc["robots"] if r["role"] != "monitor"):
+        agent = robot["agents"][0]
+        from kdcc.ir.agent_step import agent_example_inputs
+        from kdcc.ir.roles import role_of
+
+        lib = bundle / robot["libraries"][cpu["device"]]["path"]
+        host = HostStep(lib, agent_example_inputs(spec, role_of(spec, agent)))
+        row = {"agents": robot["agents"], "library_bytes": robot["libraries"][cpu["device"]]["bytes"],
+               "flops": robot["cost"]["flops"], "estimate_us": robot["cost"]["devices"][cpu["device"]]["latency_us"],
+               "python": _median_us(_agent_loop(host, robot, agent), calls),
+               "onnxruntime": _median_us(_agent_loop(_ort(bundle / robot["onnx"]), robot, agent), calls)}
+        if runner is not None:
+            row["c"] = _c_bench(runner, lib.parent, agent, calls)
+        result["roles"][robot["role"]] = row
+    team = HostPolicy(bundle / cpu["path"], spec)
+    g = np.random.default_rng(0)
+    obs = g.standard_normal((spec.n_agents, spec.obs_dim)).astype(np.float32)
+    state, last = g.standard_normal(spec.state_dim).astype(np.float32), np.full(spec.n_agents, -1, np.int64)
+    result["team_step"] = {"python": _median_us(lambda: team.step(obs, last, state), calls // 4),
+                           "flops": doc["cost"]["flops"]}
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--work", default=str(ROOT / "build" / "bench" / "per_agent"))
+    args = ap.parse_args()
+    os.environ["TVM_NUM_THREADS"] = "1"
+    work = Path(args.work)
+    out = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": platform.processor() or platform.machine(),
+           "cores": os.cpu_count(), "calls": args.calls, "teachers": {}}
+    for name, teacher in TEACHERS.items():
+        bundle = work / name / "bundle"
+        subprocess.run([sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "-o", str(bundle),
+                        "--force", "-q"], check=True)
+        out["teachers"][name] = bench_bundle(name, bundle, work, args.calls)
+        for role, row in out["teachers"][name]["roles"].items():
+            c = row.get("c", {}).get("median_us", "-")
+            print(f"{name} {role}: C {c} µs, Python {row['python']['median_us']} µs, ONNX Runtime "
+                  f"{row['onnxruntime']['median_us']} µs, library {row['library_bytes']:,} B")
+        print(f"{name} team step (Python): {out['teachers'][name]['team_step']['python']['median_us']} µs")
+    (ROOT / "bench" / "per_agent.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
