@@ -146,7 +146,8 @@ def run(program: Program, ctx: PassContext) -> Program:
     if chosen is None:
         reach = ", ".join(f"{k} {smallest[k]:,.4g}" for k in limits)
         want = ", ".join(f"{_OPTION[k]} {v:,.4g}" for k, v in limits.items())
-        raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want}; the smallest "
+        per = "per robot (one agent step)" if ctx.budget.scope == "robot" else "per team step"
+        raise KdccError(f"budget unreachable on {ctx.profile.name}/{device.name}: asked {want} {per}; the smallest "
                         f"reachable student costs {reach}")
     kind, width, cost = chosen
     fc1_score, rnn_score = _agent_scores(program, ctx)
