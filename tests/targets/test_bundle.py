@@ -61,7 +61,7 @@ def test_collaboration_profile_and_depfile(host_bundle):
 
 def test_the_stages_read_as_the_story_of_a_build():
     assert [s.name for s in STAGES] == ["lower", "onnx", "build", "verification-host-build", "verify",
-                                        "runtime-libs", "sources", "collaboration-profile", "depfile"]
+                                        "roles", "monitor", "runtime-libs", "sources", "collaboration-profile", "depfile"]
     assert all(s.run.__doc__ for s in STAGES)
 
 
