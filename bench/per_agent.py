@@ -72,11 +72,13 @@ def _ort(path: Path):
     return lambda *args: session.run(outs, dict(zip(names, args)))
 
 
-def _c_runner(bundle: Path, work: Path) -> Path | None:
-    build = work / "fw"
+def _c_runner(bundle: Path, work: Path, role: str) -> Path | None:
+    """examples/firmware's robot_runner linked with this role's target (Release)."""
+    build = work / f"fw-{role}"
     try:
         subprocess.run(["cmake", "-S", str(ROOT / "examples" / "firmware"), "-B", str(build),
-                        f"-Dkdcc_policy_DIR={bundle}", "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+                        f"-Dkdcc_policy_DIR={bundle}", f"-DKDCC_ROBOT_ROLE={role}", "-DCMAKE_BUILD_TYPE=Release"],
+                       check=True, capture_output=True)
         subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"  C runner not built ({e}); skipping the C figures", file=sys.stderr)
@@ -86,7 +88,7 @@ def _c_runner(bundle: Path, work: Path) -> Path | None:
 
 
 def _c_bench(runner: Path, lib_dir: Path, agent: int, calls: int) -> dict:
-    out = subprocess.run([str(runner), "--bench", str(calls), "--agent", str(agent), str(lib_dir)], check=True,
+    out = subprocess.run([str(runner), str(agent), "--bench", str(calls), str(lib_dir)], check=True,
                          capture_output=True, text=True, env={**os.environ, "TVM_NUM_THREADS": "1"}).stdout
     words = out.split()
     return {k: float(words[words.index(k) + 1]) for k in ("median_us", "p99_us") if k in words} | {"calls": calls}
@@ -99,7 +101,6 @@ def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
     doc = json.loads((bundle / "profile.json").read_text())
     spec = MarlSpec.from_dict(doc["spec"])
     cpu = next(lib for lib in doc["libraries"] if lib["kind"] == "cpu" and lib["arch"] == platform.machine())
-    runner = _c_runner(bundle, work / name)
     result: dict = {"roles": {}}
     for robot in (r for r in doc["robots"] if r["role"] != "monitor"):
         agent = robot["agents"][0]
@@ -112,6 +113,7 @@ def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
                "flops": robot["cost"]["flops"], "estimate_us": robot["cost"]["devices"][cpu["device"]]["latency_us"],
                "python": _median_us(_agent_loop(host, robot, agent), calls),
                "onnxruntime": _median_us(_agent_loop(_ort(bundle / robot["onnx"]), robot, agent), calls)}
+        runner = _c_runner(bundle, work / name, robot["role"])
         if runner is not None:
             row["c"] = _c_bench(runner, lib.parent, agent, calls)
         result["roles"][robot["role"]] = row
