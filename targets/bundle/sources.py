@@ -76,11 +76,19 @@ def _agent_table(spec: MarlSpec) -> tuple[str, str]:
     return "\n".join(rows), "\n".join(doc)
 
 
+def _digests(library_digests: dict[str, Sequence[str]]) -> str:
+    """C initialisers of (file name, sha256) for every compiled library, sorted (same bytes every build)."""
+    rows = [f'    {{"{name}", "{sha}"}},' for name in sorted(library_digests) for sha in sorted(set(library_digests[name]))]
+    return "\n".join(rows) or '    {"", ""},'
+
+
 def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str,
-                   step_libraries: Sequence[str] = ()) -> dict[str, str]:
+                   step_libraries: Sequence[str] = (),
+                   library_digests: dict[str, Sequence[str]] | None = None) -> dict[str, str]:
     """Bundle path -> text of the C APIs, their C++ wrappers and the CMake package for `libraries`
     (`BuiltLibrary`s, in the profile's device order). `step_libraries` names the per-robot libraries
-    the bundle holds (roles, "monitor"): each gets its CMake target."""
+    the bundle holds (roles, "monitor"): each gets its CMake target. `library_digests` (file name ->
+    the sha256 of each device's build) is compiled into the wrappers, which refuse any other bytes."""
     by_arch: dict[str, list[str]] = {}
     for lib in libraries:
         by_arch.setdefault(lib.arch, []).append(lib.device)
@@ -93,5 +101,6 @@ def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str,
               "max_obs_size": max(spec.obs_size(i) for i in range(spec.n_agents)),
               "max_n_actions": max(spec.action_size(i) for i in range(spec.n_agents)),
               "roles": " ".join(roles), "role_list": ", ".join(roles) or "(none in this bundle)",
-              "has_monitor": "TRUE" if "monitor" in step_libraries else "FALSE"}
+              "has_monitor": "TRUE" if "monitor" in step_libraries else "FALSE",
+              "library_digests": _digests(library_digests or {})}
     return {path: render(template, **values) for path, template in TEMPLATES.items()}

@@ -154,9 +154,15 @@ def copy_runtime(b: Build) -> None:
 
 def write_sources(b: Build) -> None:
     """include/, src/ (the team's, each robot's and the monitor's C API) and the CMake package with
-    a target per per-robot library built, from the templates."""
+    a target per per-robot library built, from the templates; the wrappers carry every library's
+    sha256 and refuse to load other bytes."""
     step_libraries = [art.name for art in b.roles]
-    for path, text in bundle_sources(b.spec, b.libraries, _sha256(b.student_onnx), step_libraries).items():
+    digests: dict[str, list[str]] = {}
+    for path, data in b.files.items():  # every library built so far: lib/<device>/<name>.so
+        if path.startswith("lib/") and path.endswith(".so"):
+            digests.setdefault(path.rsplit("/", 1)[1], []).append(_sha256(data))
+    for path, text in bundle_sources(b.spec, b.libraries, _sha256(b.student_onnx), step_libraries,
+                                     digests).items():
         b.files[path] = text.encode()
 
 

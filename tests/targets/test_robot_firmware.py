@@ -217,3 +217,23 @@ def test_orin_cpu_robots_act_as_the_host_build_under_qemu(tmp_path):
             want_actions, want_q = _python_robot(library, spec, agent, episodes)
             assert got_actions == want_actions, f"agent {agent}"
             np.testing.assert_allclose(got_q, want_q, rtol=0, atol=1e-5, err_msg=f"agent {agent}")
+
+
+def test_a_library_changed_after_compile_is_refused_before_it_loads(robots):
+    spec = robots.spec
+    role = role_of(spec, 0).name
+    tampered = robots.tmp / "tampered"
+    shutil.copytree(robots.lib, tampered, dirs_exist_ok=True)
+    data = bytearray((tampered / f"{role}.so").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, somewhere in the code or the weights
+    (tampered / f"{role}.so").write_bytes(bytes(data))
+    out = subprocess.run([str(robots.runners[role]), "0", str(robots.obs[0]), str(tampered)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert f"{tampered}/{role}.so: sha256 " in out.stderr and "not the digest this bundle was compiled with" \
+        in out.stderr
+    # another library of the bundle renamed to this role's name is refused too
+    shutil.copy2(robots.lib / "monitor.so", tampered / f"{role}.so")
+    out = subprocess.run([str(robots.runners[role]), "0", str(robots.obs[0]), str(tampered)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "not the digest" in out.stderr
