@@ -1,7 +1,7 @@
 // robot: one robot of a kdcc fleet. It receives its own observation over UDP (127.0.0.1), steps
 // its own agent with kdcc_agent_step and replies with the action; nothing from other agents.
 //
-// Usage: robot --agent I [--port P] [--lib-dir DIR] [--idle-timeout S]
+// Usage: robot_<role> --agent I [--port P] [--lib-dir DIR] [--idle-timeout S]
 //              [--ignore-every K] [--sleep-every K --sleep-ms M] [--die-after N]
 //   --port P          UDP port on 127.0.0.1 (0, the default: any free one). Once the agent is
 //                     created and the port bound, prints "ready PORT" on stdout.
@@ -87,8 +87,8 @@ struct Options {
 };
 
 bool parse_options(int argc, char** argv, Options* o) {
-#ifdef KDCC_POLICY_LIB_DIR
-  o->lib_dir = KDCC_POLICY_LIB_DIR;
+#ifdef KDCC_AGENT_LIB_DIR  // the bundle's lib/<device>, from its CMake target
+  o->lib_dir = KDCC_AGENT_LIB_DIR;
 #endif
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i];
