@@ -17,6 +17,8 @@
 // As on a robot, each step's actions are fed back as the next step's last actions.
 #include <kdcc_policy.h>
 
+#include "bench.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -42,11 +44,7 @@ static int bench(long calls, const char* lib_dir) {
   const int n = KDCC_POLICY_N_AGENTS;
   std::vector<float> obs(n * KDCC_POLICY_OBS_DIM), state(KDCC_POLICY_STATE_DIM);
   std::vector<int64_t> last(n, -1), actions(n);
-  uint32_t seed = 12345u;
-  auto next = [&seed]() {  // LCG in [-1, 1): the same inputs on every run
-    seed = seed * 1664525u + 1013904223u;
-    return static_cast<float>(seed >> 8) / 8388608.0f - 1.0f;
-  };
+  BenchInputs inputs;
   float q_tot = 0.0f;
   std::vector<double> us;
   us.reserve(static_cast<size_t>(calls));
@@ -56,8 +54,8 @@ static int bench(long calls, const char* lib_dir) {
       kdcc_policy_reset(policy);
       last.assign(n, -1);
     }
-    for (float& v : obs) v = next();
-    for (float& v : state) v = next();
+    for (float& v : obs) v = inputs.next();
+    for (float& v : state) v = inputs.next();
     auto t0 = std::chrono::steady_clock::now();
     int rc = kdcc_policy_step(policy, obs.data(), last.data(), state.data(), actions.data(), &q_tot);
     auto t1 = std::chrono::steady_clock::now();
@@ -70,17 +68,7 @@ static int bench(long calls, const char* lib_dir) {
     last = actions;
   }
   kdcc_policy_destroy(policy);
-  double mean = 0.0;
-  for (double v : us) mean += v;
-  mean /= static_cast<double>(us.size());
-  std::sort(us.begin(), us.end());
-  const double median = us[us.size() / 2], p99 = us[std::min(us.size() - 1, us.size() * 99 / 100)];
-  std::printf("steps %ld median_us %.4f p99_us %.4f mean_us %.4f", calls, median, p99, mean);
-  std::ifstream status("/proc/self/status");  // VmHWM: peak resident set of this process image
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) std::printf(" peak_rss_kb %ld", std::strtol(line.c_str() + 6, nullptr, 10));
-  }
-  std::printf("\n");
+  print_latency(us, calls);
   return 0;
 }
 

@@ -10,6 +10,13 @@ and the agents' hidden state on the device between steps (the new hidden state o
 step is the next step's input, never copied back). The CMake package builds it as the
 target `kdcc_policy::kdcc_policy` for the architecture being built for (host or a
 cross toolchain's CMAKE_SYSTEM_PROCESSOR), with an RPATH to the bundled runtime.
+
+What one robot runs has its own API, `kdcc_agent.h`: `kdcc_agent.cc` loads the role library
+of one agent (`lib/<device>/<role>.so`) and keeps that agent's hidden state and last action
+inside; the team's role table (agent index -> role, own sizes, the role graph's sizes) is
+generated into it from the spec. CMake builds it once per role, `kdcc_policy::<role>`, so a
+robot's firmware links only its own role; `kdcc_monitor.h` (`kdcc_policy::monitor`) is the
+station's Q_tot. `src/kdcc_vm.h` is what the three wrappers share.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from importlib import resources
 from typing import Sequence
 
 import kdcc
+from kdcc.ir.roles import role_of
 from kdcc.ir.spec import MarlSpec
 
 __all__ = ["TEMPLATES", "render", "bundle_sources"]
@@ -27,6 +35,11 @@ __all__ = ["TEMPLATES", "render", "bundle_sources"]
 TEMPLATES = {
     "include/kdcc_policy.h": "kdcc_policy.h.in",
     "src/kdcc_policy.cc": "kdcc_policy.cc.in",
+    "include/kdcc_agent.h": "kdcc_agent.h.in",
+    "src/kdcc_agent.cc": "kdcc_agent.cc.in",
+    "include/kdcc_monitor.h": "kdcc_monitor.h.in",
+    "src/kdcc_monitor.cc": "kdcc_monitor.cc.in",
+    "src/kdcc_vm.h": "kdcc_vm.h.in",
     "kdcc_policy.cmake": "kdcc_policy.cmake.in",
     "CMakeLists.txt": "CMakeLists.txt.in",
     "kdcc_policyConfig.cmake": "kdcc_policyConfig.cmake.in",
@@ -50,14 +63,35 @@ def _arch_devices(devices_by_arch: dict[str, list[str]]) -> str:
     return "\n".join(lines + [f'set(KDCC_POLICY_ARCHES "{";".join(arches)}")'])
 
 
-def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str) -> dict[str, str]:
-    """Bundle path -> text of the C API, its C++ wrapper and the CMake package for `libraries`
-    (`BuiltLibrary`s, in the profile's device order)."""
+def _agent_table(spec: MarlSpec) -> tuple[str, str]:
+    """The C role table's rows (kdcc_agent.cc) and the header's comment lines naming each agent's role."""
+    rows, doc = [], []
+    for i in range(spec.n_agents):
+        r = role_of(spec, i)
+        rows.append(f'    {{"{r.name}", {spec.obs_size(i)}, {spec.action_size(i)}, {r.obs_dim}, {r.n_actions}, '
+                    f'{r.hidden_dim}, {"true" if r.shared else "false"}}},  // agent {i}')
+        network = f"shared by agents {', '.join(map(str, r.agents))}" if r.shared else "its own network"
+        doc.append(f" *   agent {i}: lib/<device>/{r.name}.so ({network}, hidden {r.hidden_dim}), "
+                   f"obs {spec.obs_size(i)} floats, {spec.action_size(i)} actions")
+    return "\n".join(rows), "\n".join(doc)
+
+
+def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str,
+                   step_libraries: Sequence[str] = ()) -> dict[str, str]:
+    """Bundle path -> text of the C APIs, their C++ wrappers and the CMake package for `libraries`
+    (`BuiltLibrary`s, in the profile's device order). `step_libraries` names the per-robot libraries
+    the bundle holds (roles, "monitor"): each gets its CMake target."""
     by_arch: dict[str, list[str]] = {}
     for lib in libraries:
         by_arch.setdefault(lib.arch, []).append(lib.device)
+    roles = [name for name in step_libraries if name != "monitor"]
+    agent_table, agent_doc = _agent_table(spec)
     values = {"version": kdcc.__version__, "n_agents": spec.n_agents, "obs_dim": spec.obs_dim,
               "state_dim": spec.state_dim, "n_actions": spec.n_actions, "hidden_dim": spec.agent.hidden_dim,
               "devices": ",".join(lib.device for lib in libraries), "student_sha256": student_sha256,
-              "arch_devices": _arch_devices(by_arch)}
+              "arch_devices": _arch_devices(by_arch), "agent_table": agent_table, "agent_doc": agent_doc,
+              "max_obs_size": max(spec.obs_size(i) for i in range(spec.n_agents)),
+              "max_n_actions": max(spec.action_size(i) for i in range(spec.n_agents)),
+              "roles": " ".join(roles), "role_list": ", ".join(roles) or "(none in this bundle)",
+              "has_monitor": "TRUE" if "monitor" in step_libraries else "FALSE"}
     return {path: render(template, **values) for path, template in TEMPLATES.items()}

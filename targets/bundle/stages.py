@@ -153,8 +153,10 @@ def copy_runtime(b: Build) -> None:
 
 
 def write_sources(b: Build) -> None:
-    """include/kdcc_policy.h, src/kdcc_policy.cc and the CMake package, from the templates."""
-    for path, text in bundle_sources(b.spec, b.libraries, _sha256(b.student_onnx)).items():
+    """include/, src/ (the team's, each robot's and the monitor's C API) and the CMake package with
+    a target per per-robot library built, from the templates."""
+    step_libraries = [art.name for art in b.roles]
+    for path, text in bundle_sources(b.spec, b.libraries, _sha256(b.student_onnx), step_libraries).items():
         b.files[path] = text.encode()
 
 
