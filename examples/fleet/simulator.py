@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import wire  # beside this script: the datagram layout
 
-import wire
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import run_episodes

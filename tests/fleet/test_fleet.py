@@ -25,8 +25,17 @@ from kdcc.marl.rollout import run_episodes
 from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teacher
-from tests.fleet._fleet import (QEMU, TOOLCHAIN_AARCH64, Robot, build_robots, bundle_spec, finish_simulator, robots,
-                                run_fleet, start_simulator)
+from tests.fleet._fleet import (
+    QEMU,
+    TOOLCHAIN_AARCH64,
+    Robot,
+    build_robots,
+    bundle_spec,
+    finish_simulator,
+    robots,
+    run_fleet,
+    start_simulator,
+)
 from tests.fleet._reference import ModelFleet, ModelRobot
 from tests.targets._runtime import needs_aarch64_runtime
 
@@ -101,11 +110,13 @@ def test_a_killed_robot_gets_the_fallback_and_a_restarted_one_rejoins_at_its_res
         sim = start_simulator(bundle, [r.port for r in team], out, episodes=EPISODES, seed=SEED, deadline_ms=50,
                               trace=trace)
         assert team[1].proc.wait(timeout=60) == -signal.SIGKILL
+        team[1].stop()
         team[1] = Robot(binaries[1], 1, tmp_path / "robot1.log", port=team[1].port)
         summary = finish_simulator(sim, out, 60 + EPISODES * 25 * 0.05)
     ticks = [json.loads(line) for line in trace.read_text().splitlines()]
     answered = [t["answered"] for t in ticks]
-    rejoined = next(k for k in range(31, len(ticks)) if answered[k][1])
+    rejoined = next((k for k in range(31, len(ticks)) if answered[k][1]), None)
+    assert rejoined is not None, "the restarted robot never answered"
     assert all(a[1] for a in answered[:30]) and not any(a[1] for a in answered[30:rejoined])
     assert all(a[1] for a in answered[rejoined:]) and all(a[0] and a[2] for a in answered)
     assert summary["misses"] == [0, rejoined - 30, 0] and summary["late"] == summary["errors"] == [0, 0, 0]
