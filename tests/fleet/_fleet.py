@@ -84,23 +84,29 @@ def robots(binaries: list[Path], logs: Path, drills: dict[int, tuple[str, ...]] 
 
 
 def start_simulator(bundle: Path, ports: list[int], out: Path, *, episodes: int, seed: int, deadline_ms: float,
-                    trace: Path | None = None) -> subprocess.Popen:
+                    trace: Path | None = None, ready_timeout_s: float = 30.0) -> subprocess.Popen:
     cmd = [sys.executable, str(FLEET / "simulator.py"), str(bundle), "--ports", ",".join(map(str, ports)),
            "--episodes", str(episodes), "--seed", str(seed), "--deadline-ms", str(deadline_ms),
-           "--ready-timeout", "30", "--out", str(out)]
+           "--ready-timeout", str(ready_timeout_s), "--out", str(out)]
     return subprocess.Popen(cmd + (["--trace", str(trace)] if trace else []), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish_simulator(proc: subprocess.Popen, out: Path, timeout_s: float) -> dict:
-    """The simulator's JSON summary once it has exited (killed, and a failure, after `timeout_s`)."""
+def wait_simulator(proc: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
+    """(exit status, stderr) once the simulator has exited (killed, and a failure, after `timeout_s`)."""
     try:
-        stdout, stderr = proc.communicate(timeout=timeout_s)
+        _, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate(timeout=5)
         raise AssertionError(f"the simulator did not finish within {timeout_s} s") from None
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    return proc.returncode, stderr
+
+
+def finish_simulator(proc: subprocess.Popen, out: Path, timeout_s: float) -> dict:
+    """The simulator's JSON summary once it has exited successfully."""
+    status, stderr = wait_simulator(proc, timeout_s)
+    assert status == 0, stderr[-3000:]
     return json.loads(out.read_text())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,8 @@ from kdcc.marl.rollout import run_episodes
 from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teacher
-from tests.fleet._fleet import (
-    QEMU,
-    TOOLCHAIN_AARCH64,
-    Robot,
-    build_robots,
-    bundle_spec,
-    finish_simulator,
-    robots,
-    run_fleet,
-    start_simulator,
-)
+from tests.fleet._fleet import (QEMU, TOOLCHAIN_AARCH64, Robot, build_robots, bundle_spec, finish_simulator, robots,
+                                run_fleet, start_simulator, wait_simulator)
 from tests.fleet._reference import ModelFleet, ModelRobot
 from tests.targets._runtime import needs_aarch64_runtime
 
@@ -130,6 +122,23 @@ def test_a_killed_robot_gets_the_fallback_and_a_restarted_one_rejoins_at_its_res
     assert summary["returns"][0] == clean[0]  # before the kill, nothing changed
     if rejoined < 50:  # back before episode 2 began: that episode is the clean one again
         assert summary["returns"][2] == clean[2]
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_simulator_gives_up_on_robots_that_never_answer(spread, tmp_path):
+    """Nothing listens on the robots' ports: the start-up wait ends, naming them, and no tick runs."""
+    bundle, _ = spread
+    ports = [_free_udp_port() for _ in range(3)]
+    sim = start_simulator(bundle, ports, tmp_path / "summary.json", episodes=1, seed=SEED, deadline_ms=50,
+                          ready_timeout_s=1)
+    status, stderr = wait_simulator(sim, 60)
+    assert status == 1 and f"no answer within 1 s from agent 0 (port {ports[0]})" in stderr
+    assert not (tmp_path / "summary.json").exists()
 
 
 @pytest.mark.slow
