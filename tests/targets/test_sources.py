@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from kdcc.targets.bundle.sources import TEMPLATES, bundle_sources, render
-from tests.conftest import REPO, tiny_spec
+from tests.conftest import REPO, speaker_listener_spec, tiny_spec
 
 
 def test_every_template_is_package_data():
@@ -31,6 +31,28 @@ def test_sources_are_filled_in_and_keep_c_and_cmake_syntax():
     cmake = files["kdcc_policy.cmake"]
     assert 'set(KDCC_POLICY_DEVICES_aarch64 "cpu;gpu")\nset(KDCC_POLICY_ARCHES "aarch64")\n' in cmake
     assert 'set(KDCC_POLICY_ROOT "${CMAKE_CURRENT_LIST_DIR}")' in cmake
+
+
+def test_the_robot_api_holds_the_role_table_and_a_target_per_role():
+    spec = speaker_listener_spec().with_agent(widths=(8, 16), hidden_dim=16)  # one network per agent
+    files = bundle_sources(spec, [SimpleNamespace(device="cpu", arch="x86_64")], "ab" * 32,
+                           ["agent0", "agent1", "monitor"])
+    assert not [path for path, text in files.items() if "@" in text]
+    table = files["src/kdcc_agent.cc"]  # role, own obs, own actions, role obs, role actions, hidden, shared
+    assert '{"agent0", 3, 3, 3, 3, 8, false},  // agent 0\n    {"agent1", 11, 5, 11, 5, 16, false},  // agent 1' in table
+    header = files["include/kdcc_agent.h"]
+    assert "#define KDCC_AGENT_MAX_OBS_SIZE 11 " in header and "#define KDCC_AGENT_MAX_N_ACTIONS 5 " in header
+    assert " *   agent 0: lib/<device>/agent0.so (its own network, hidden 8), obs 3 floats, 3 actions\n" in header
+    cmake = files["kdcc_policy.cmake"]
+    assert "foreach(_kdcc_role agent0 agent1)\n" in cmake and "if(TRUE)\n  _kdcc_policy_add(kdcc_policy_monitor" in cmake
+
+
+def test_a_shared_role_pads_to_the_widest_agent_and_a_bundle_without_roles_has_no_role_target():
+    files = bundle_sources(speaker_listener_spec(hidden=16), [SimpleNamespace(device="cpu", arch="x86_64")], "ab" * 32)
+    table = files["src/kdcc_agent.cc"]
+    assert '{"agent", 3, 3, 11, 5, 16, true},  // agent 0\n    {"agent", 11, 5, 11, 5, 16, true},  // agent 1' in table
+    cmake = files["kdcc_policy.cmake"]
+    assert "foreach(_kdcc_role )\n" in cmake and "if(FALSE)\n" in cmake
 
 
 def test_a_value_the_template_needs_must_be_given():
