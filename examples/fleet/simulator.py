@@ -134,8 +134,7 @@ def run(bundle: Path, ports: list[int], episodes: int, seed: int, deadline_s: fl
         if trace is not None:
             trace.close()
     return {"scenario": spec.env.id, "episodes": episodes, "seed": seed, "deadline_ms": deadline_s * 1e3,
-            "fallback_action": fallback, "returns": stats.returns.tolist(), "mean": stats.mean,
-            "ticks": fleet.ticks,
+            "fallback_action": fallback, "returns": stats.returns.tolist(), "mean": stats.mean, "ticks": fleet.ticks,
             "misses": fleet.misses, "late": fleet.late, "errors": fleet.errors}
 
 
