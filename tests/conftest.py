@@ -65,3 +65,26 @@ def example_teacher() -> Path:
     if not EXAMPLE_TEACHER.exists():
         pytest.fail(f"{EXAMPLE_TEACHER} is missing: it is committed with the repository")
     return EXAMPLE_TEACHER
+
+
+@pytest.fixture(scope="session")
+def host_bundle(tmp_path_factory):
+    """`host_bundle("spread" | "speaker_listener")`: a tiny teacher's host bundle, compiled once per test
+    session and shared (read it, never write into it)."""
+    bundles: dict[str, Path] = {}
+
+    def get(team: str) -> Path:
+        if team not in bundles:
+            from kdcc.flow.compile import compile_teacher
+            from kdcc.flow.driver import CompileOptions
+            from kdcc.passes import Budget
+
+            d = tmp_path_factory.mktemp(f"bundle-{team}")
+            make = {"spread": make_tiny_teacher, "speaker_listener": make_speaker_listener_teacher}[team]
+            teacher = make(d / "teacher.pt", seed=2)
+            compile_teacher(str(teacher), "host", d / "bundle",
+                            CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4, options=FAST))
+            bundles[team] = d / "bundle"
+        return bundles[team]
+
+    return get

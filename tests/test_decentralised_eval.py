@@ -9,28 +9,17 @@ import numpy as np
 import pytest
 
 from kdcc.api import evaluate
-from kdcc.flow.compile import compile_teacher
-from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import run_episodes
-from kdcc.passes import Budget
 from kdcc.targets.bundle.agent_policy import open_agent_policies
 from kdcc.targets.bundle.policy import open_bundle_policy
-from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teacher
 
 EPISODES = 20
 
 
-@pytest.fixture(scope="module", params=["spread", "speaker-listener"])
-def bundle(request, tmp_path_factory):
-    d = tmp_path_factory.mktemp(request.param)
-    if request.param == "spread":
-        teacher = make_tiny_teacher(d / "t.pt", seed=4, hidden=32, hypernet_embed=32)
-    else:
-        teacher = make_speaker_listener_teacher(d / "t.pt", seed=4, hidden=32)
-    compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4,
-                                                                       options=FAST))
-    return d / "bundle"
+@pytest.fixture(scope="module", params=["spread", "speaker_listener"])
+def bundle(request, host_bundle):
+    return host_bundle(request.param)
 
 
 def _played(policy, spec):

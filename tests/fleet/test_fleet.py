@@ -25,9 +25,19 @@ from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import run_episodes
 from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy
-from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teacher
-from tests.fleet._fleet import (QEMU, TOOLCHAIN_AARCH64, Robot, build_robots, bundle_spec, finish_simulator, robots,
-                                run_fleet, start_simulator, wait_simulator)
+from tests.conftest import FAST, make_tiny_teacher
+from tests.fleet._fleet import (
+    QEMU,
+    TOOLCHAIN_AARCH64,
+    Robot,
+    build_robots,
+    bundle_spec,
+    finish_simulator,
+    robots,
+    run_fleet,
+    start_simulator,
+    wait_simulator,
+)
 from tests.fleet._reference import ModelFleet, ModelRobot
 from tests.targets._runtime import needs_aarch64_runtime
 
@@ -44,17 +54,15 @@ def _compiled(tmp: Path, make_teacher, target: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def spread(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("spread")
-    bundle = _compiled(tmp, make_tiny_teacher, "host")
-    return bundle, build_robots(bundle, tmp / "fleet")
+def spread(tmp_path_factory, host_bundle):
+    bundle = host_bundle("spread")
+    return bundle, build_robots(bundle, tmp_path_factory.mktemp("spread") / "fleet")
 
 
 @pytest.fixture(scope="module")
-def speaker_listener(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("speaker_listener")
-    bundle = _compiled(tmp, make_speaker_listener_teacher, "host")
-    return bundle, build_robots(bundle, tmp / "fleet")
+def speaker_listener(tmp_path_factory, host_bundle):
+    bundle = host_bundle("speaker_listener")
+    return bundle, build_robots(bundle, tmp_path_factory.mktemp("speaker_listener") / "fleet")
 
 
 def _team_returns(bundle: Path, episodes: int, seed: int) -> list[float]:
