@@ -20,6 +20,7 @@ from typing import Sequence
 
 import kdcc
 from kdcc.ir.spec import MarlSpec
+from kdcc.targets.bundle.collab_profile import output_meanings
 
 __all__ = ["TEMPLATES", "render", "bundle_sources"]
 
@@ -59,5 +60,6 @@ def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str) -> 
     values = {"version": kdcc.__version__, "n_agents": spec.n_agents, "obs_dim": spec.obs_dim,
               "state_dim": spec.state_dim, "n_actions": spec.n_actions, "hidden_dim": spec.agent.hidden_dim,
               "devices": ",".join(lib.device for lib in libraries), "student_sha256": student_sha256,
-              "arch_devices": _arch_devices(by_arch)}
+              "arch_devices": _arch_devices(by_arch), "q_meaning": output_meanings(spec)["q"],
+              "q_tot_meaning": output_meanings(spec)["q_tot"]}
     return {path: render(template, **values) for path, template in TEMPLATES.items()}
