@@ -239,8 +239,10 @@ def _spec_from(cfg: dict, cfg_path: Path, algorithm: str, agent_sd: dict, mixer_
         n, state_dim, mixer = _qmix_sizes(cfg, cfg_path, mixer_sd or {}, mixer_path)
         env = _env_spec(cfg, cfg_path, n, notes)
     else:
-        env = _env_spec(cfg, cfg_path, None, notes)
+        env = _env_spec(cfg, cfg_path, None, notes)  # no mixer to count the agents: the scenario's own count
         n, state_dim, mixer = env_dims(env)["n_agents"], env_dims(env)["state_dim"], MixerSpec(ALGORITHMS[algorithm][0])
+        if env.id == "simple_spread_v3" and "N" not in env.kwargs:
+            env = replace(env, kwargs={"N": n, **env.kwargs})
     last_action = _flag(cfg, "obs_last_action", True, notes)
     agent_id = _flag(cfg, "obs_agent_id", True, notes)
     obs_dim = width - (n_actions if last_action else 0) - (n if agent_id else 0)
