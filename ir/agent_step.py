@@ -69,12 +69,13 @@ def agent_step(spec: MarlSpec, role: Role, network: nn.Module) -> AgentStep:
 class MonitorStep(nn.Module):
     """The team monitor: Q_tot from every agent's chosen Q-value and the global state (a central station's)."""
 
-    def __init__(self, mixer: nn.Module):
+    def __init__(self, mixer: nn.Module, reads_state: bool = True):
         super().__init__()
         self.mixer = mixer
+        self.reads_state = reads_state  # False for a sum (VDN, or no mixer): no node computes from the state
 
     def forward(self, chosen_q, state):
-        return self.mixer(chosen_q, state.reshape(1, -1)).reshape(1)
+        return self.mixer(chosen_q, state.reshape(1, -1) if self.reads_state else state).reshape(1)
 
 
 def agent_example_inputs(spec: MarlSpec, role: Role, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -11,6 +11,12 @@ action sizes) keep the padded layout at the interface — observations
 agent's own sizes in `obs_sizes` / `action_sizes`. A student may then give
 every agent a network of its own (`AgentSpec.widths`), reading only that
 agent's real inputs, with a width the cost model picked for it.
+
+`algorithm` says what the teacher was trained as and so what its agents output:
+value-based ("qmix", "vdn", "iql") agents output Q-values, actor-critic ones
+("mappo", "ippo": their actors) action logits. Both act greedily (argmax), so
+the team step and the bundle's interface are the same for all; only what the
+`q` and `q_tot` outputs mean differs (`MarlSpec.policy`, `MixerSpec.kind`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec", "STATE_LAYOUTS"]
+__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec", "STATE_LAYOUTS", "ALGORITHMS", "MIXER_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,20 @@ class AgentSpec:
         return bool(self.widths)
 
 
+# How Q_tot is made: "qmix" (hypernetwork), "static" (state-independent monotonic, the compiler's
+# approximation of "qmix"), "vdn" (Σ of the chosen Q, no weights), "none" (no mixer was trained:
+# IQL and actor-critic teachers; the team step still reports Σ of the chosen outputs as q_tot).
+MIXER_KINDS = ("qmix", "static", "vdn", "none")
+# algorithm -> the mixer kinds its teacher and students may have
+ALGORITHMS = {"qmix": ("qmix", "static"), "vdn": ("vdn",), "iql": ("none",), "mappo": ("none",),
+              "ippo": ("none",)}
+
+
 @dataclass(frozen=True)
 class MixerSpec:
-    """QMIX hypernetwork mixer hyper-parameters (EPyMARL names)."""
+    """Mixer hyper-parameters (EPyMARL names); only "qmix" and "static" use embed and hypernet sizes."""
 
-    kind: str = "qmix"  # "qmix" (hypernetwork) or "static" (state-independent monotonic)
+    kind: str = "qmix"  # one of MIXER_KINDS
     embed_dim: int = 32
     hypernet_layers: int = 2
     hypernet_embed: int = 64
@@ -76,6 +91,17 @@ class MarlSpec:
     obs_agent_id: bool = True
     obs_sizes: tuple[int, ...] = ()  # per agent; empty = every agent has obs_dim
     action_sizes: tuple[int, ...] = ()  # per agent; empty = every agent has n_actions
+    algorithm: str = "qmix"  # one of ALGORITHMS
+
+    @property
+    def policy(self) -> str:
+        """What the agents output: "q" (Q-values, value-based teachers) or "logits" (actor-critic actors)."""
+        return "logits" if self.algorithm in ("mappo", "ippo") else "q"
+
+    @property
+    def sums(self) -> bool:
+        """Is Q_tot a plain sum of the chosen outputs (VDN, or no mixer at all)?"""
+        return self.mixer.kind in ("vdn", "none")
 
     def obs_size(self, i: int) -> int:
         return self.obs_sizes[i] if self.obs_sizes else self.obs_dim
@@ -128,6 +154,8 @@ class MarlSpec:
                 d[key] = list(d[key])
             else:
                 del d[key]
+        if d["algorithm"] == "qmix":
+            del d["algorithm"]
         if d["env"]["state"] == "env":
             del d["env"]["state"]
         if d["agent"]["widths"]:
@@ -167,8 +195,13 @@ class MarlSpec:
             raise ValueError(f"spec.agent.hidden_dim must be max(spec.agent.widths), got {agent.hidden_dim}")
         if agent.kind not in ("rnn", "ff"):
             raise ValueError(f"spec.agent.kind must be 'rnn' or 'ff', got {agent.kind!r}")
-        if mixer.kind not in ("qmix", "static"):
-            raise ValueError(f"spec.mixer.kind must be 'qmix' or 'static', got {mixer.kind!r}")
+        if mixer.kind not in MIXER_KINDS:
+            raise ValueError(f"spec.mixer.kind must be one of {', '.join(MIXER_KINDS)}, got {mixer.kind!r}")
+        if spec.algorithm not in ALGORITHMS:
+            raise ValueError(f"spec.algorithm must be one of {', '.join(ALGORITHMS)}, got {spec.algorithm!r}")
+        if mixer.kind not in ALGORITHMS[spec.algorithm]:
+            raise ValueError(f"spec.mixer.kind {mixer.kind!r} does not fit algorithm {spec.algorithm!r} "
+                             f"(expected {' or '.join(ALGORITHMS[spec.algorithm])})")
         if mixer.hypernet_layers not in (1, 2):
             raise ValueError(f"spec.mixer.hypernet_layers must be 1 or 2, got {mixer.hypernet_layers!r}")
         return spec

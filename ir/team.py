@@ -9,6 +9,8 @@ per agent (`kdcc.marl.qmix.SplitAgents`) runs each on its agent's row. Input con
 in the graph: last action -1 means "none yet" and gives an all-zero one-hot;
 the agent-id one-hot is a constant. Actions are greedy over the actions each
 agent has (`avail`), and Q_tot is the mixer's value of those greedy actions.
+A mixer that is a sum (VDN; none for IQL and actor-critic) does not read the
+state: the input stays in the signature, and nothing in the graph computes from it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class TeamStep(nn.Module):
         q, new_hidden = self.agent(x, hidden)
         actions = torch.argmax(q + self.unavail_bias, dim=-1)
         chosen = torch.gather(q, 1, actions.unsqueeze(-1)).reshape(1, -1)
-        q_tot = self.mixer(chosen, state.reshape(1, -1)).reshape(1)
+        q_tot = self.mixer(chosen, state if self.spec.sums else state.reshape(1, -1)).reshape(1)
         return actions, q, new_hidden, q_tot
 
 

@@ -11,6 +11,8 @@ constraint) and costs ~n·E + S·E FLOPs. It is fitted by regression on the
 teacher mixer's Q_tot over the dataset's states, at the teacher's per-agent Q
 of the greedy actions and of random actions (so the fit covers more than the
 greedy point). The fit's error is recorded. Preconditions: a dataset.
+A VDN mixer (a sum) and the absent mixer of IQL and actor-critic teachers have
+nothing to approximate: the pass records why and leaves the program as it is.
 Options (`--opt approximate-mixer.<name>=value`): `ApproximateMixerConfig`.
 """
 
@@ -51,11 +53,19 @@ def _fit_data(ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return qs, states, target
 
 
+_SKIP = {"vdn": "VDN's mixer is a sum: nothing to approximate",
+         "iql": "IQL has no mixer (q_tot is the sum of the agents' chosen Q): nothing to approximate",
+         "mappo": "MAPPO's actors have no mixer (its critic is not needed to act): nothing to approximate",
+         "ippo": "IPPO's actors have no mixer (its critics are not needed to act): nothing to approximate"}
+
+
 @register("approximate-mixer", "replace the hypernetwork mixer by a fitted state-independent monotonic mixer",
           needs_training=True, config=ApproximateMixerConfig)
 def run(program: Program, ctx: PassContext) -> Program:
     if program.spec.mixer.kind == "static":
         return program.with_decision("approximate-mixer", applied=False, reason="mixer is already static")
+    if program.spec.sums:
+        return program.with_decision("approximate-mixer", applied=False, reason=_SKIP[program.spec.algorithm])
     if ctx.dataset is None:
         raise KdccError("approximate-mixer needs a dataset (pass --dataset or let compile collect one)")
     config = ctx.config_for("approximate-mixer")

@@ -11,6 +11,13 @@ decomposition distillation of Q_tot, and the cost-weighted resource term.
 Every weight is an option (`--opt distill.<name>=value`, `DistillConfig`); the
 temperature τ defaults to the teacher's mean std of Q over actions on the
 dataset, the scale on which its greedy choices are made.
+
+What the terms mean follows the teacher's algorithm (`_for_algorithm`): for
+VDN and IQL the value term regresses the sum of the chosen Q (their Q_tot);
+an actor-critic teacher's actors emit logits, so only the policy terms apply:
+KL at τ (auto: 1, the actor's own distribution) and greedy CE, with no Q
+regression and no value term (logits have no value scale and there is no
+mixer). Its critic is not used (`CRITIC_NOT_USED` says why).
 Deterministic for a fixed seed on CPU (single-threaded torch).
 """
 
@@ -54,6 +61,23 @@ class DistillConfig:
     dagger_every: int = option(150, "steps between DAgger rounds of student rollouts (0 = none)")
     dagger_episodes: int = option(16, "student rollouts per DAgger round")
     dagger_epsilon: float = option(0.1, "epsilon-greedy exploration of the student in those rollouts")
+CRITIC_NOT_USED = ("the teacher's critic is not used: the student imitates the actor on states labelled by the "
+                   "actor itself (dataset and DAgger rollouts), so advantage weighting would only reweight "
+                   "on-policy states; no off-policy actions are there for it to discount")
+
+
+def _for_algorithm(o: DistillConfig, spec, pool: dict[str, torch.Tensor]) -> tuple[DistillConfig, dict]:
+    """The options as this teacher's outputs allow (τ resolved), and what each part of the loss used."""
+    if spec.policy == "logits":
+        o = replace(o, w_q=0.0, w_value=0.0, tau=o.tau if o.tau > 0 else 1.0)
+        return o, {"policy": "action logits: KL at tau and greedy CE; no Q regression, no value term",
+                   "critic": CRITIC_NOT_USED}
+    if o.tau <= 0:  # auto: the teacher's typical spread of Q over actions
+        o = replace(o, tau=round(max(float(pool["q"].std(-1).mean()), 1e-4), 6))
+    value = {"vdn": "Q_tot = sum of the chosen Q (VDN)", "iql": "sum of the chosen Q (IQL has no mixer)"}
+    return o, {"policy": "Q-values", "value": value.get(spec.algorithm, "the QMIX mixer's Q_tot")}
+
+
 _SEQ_KEYS = ("obs", "last_actions", "state", "q", "hidden", "q_tot")
 
 
@@ -159,8 +183,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     opt = torch.optim.Adam(params, lr=o.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / o.steps)))
     pool = _episodes(ctx.dataset.arrays)
-    if o.tau <= 0:  # auto: the teacher's typical spread of Q over actions
-        o = replace(o, tau=round(max(float(pool["q"].std(-1).mean()), 1e-4), 6))
+    o, terms_used = _for_algorithm(o, ctx.teacher.spec, pool)
     unit_cost = _unit_costs(out.spec, ctx.profile)
     curve: list[dict] = []
     with progress_bar("distill", o.steps) as advance:
@@ -184,5 +207,6 @@ def run(program: Program, ctx: PassContext) -> Program:
         gm.eval()
         for p in gm.parameters():
             p.requires_grad_(False)
-    return out.with_decision("distill", options=asdict(o), episodes_seen=int(len(pool["obs"])), curve=curve,
+    terms = {"terms": terms_used} if ctx.teacher.spec.algorithm != "qmix" else {}  # QMIX records stay as they were
+    return out.with_decision("distill", options=asdict(o), **terms, episodes_seen=int(len(pool["obs"])), curve=curve,
                              unit_cost={k: round(v, 6) for k, v in unit_cost.items()})

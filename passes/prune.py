@@ -6,7 +6,8 @@ unit's score is its mean |activation| times the norm of the weights that carry
 it onward (fc1 unit j: mean|relu(fc1)_j|·‖W_ih[:, j]‖; GRU unit j:
 mean|h_j|·(‖fc2[:, j]‖ + ‖W_hh[:, j]‖)), a first-order (Taylor-style) estimate
 of what removing it changes. Hypernetwork units of a QMIX mixer are scored the
-same way on the dataset's states.
+same way on the dataset's states; a VDN sum or an absent mixer (IQL, actor-critic)
+has none, and the decision says so.
 
 *How many*: the cost model decides, not the FLOP count. Candidate widths are
 multiples of the target device's preferred multiple (SIMD lanes, warp);
@@ -165,6 +166,8 @@ def _hypernet_width(spec, width: int) -> int:
 def _pruned_mixer(program: Program, ctx: PassContext, spec, width: int):
     """(mixer graph, decision entries, spec with its mixer) once agents have `width` units: a 2-layer
     QMIX mixer keeps the teacher's ratio of hypernetwork to agent units; other mixers stay as they are."""
+    if spec.sums:
+        return copy.deepcopy(program.mixer), {"mixer": "no mixer weights (a sum, or no mixer): no hypernetwork units to prune"}, spec
     if not (spec.mixer.kind == "qmix" and spec.mixer.hypernet_layers == 2):
         return copy.deepcopy(program.mixer), {}, spec
     s1, sf = _hypernet_scores(program, ctx)

@@ -78,7 +78,7 @@ def test_missing_keys_and_mean_rewards_are_said(tmp_path, capsys):
 
 @pytest.mark.parametrize("change, message", [
     ({"rnn_hidden_dim": 32}, "rnn_hidden_dim is 32 but agent.th (fc1) says 16"),
-    ({"mixer": "vdn"}, "kdcc compiles QMIX teachers"),
+    ({"mixer": "vdn"}, "holds weights, but VDN.s mixer is a parameter-free sum"),
     ({"env_args": {"key": "pz-mpe-simple-tag-v3", "time_limit": 25}}, "not a cooperative mpe2 scenario"),
     ({"obs_agent_id": False}, "does not fit simple_spread_v3"),
 ])

@@ -12,6 +12,7 @@ import pytest
 
 from kdcc.cli.app import build_parser, main
 from kdcc.passes.manager import PassRecord
+from kdcc.reports.document import Column, Paragraph, Section, Table, text
 from kdcc.reports.html import html_report
 from tests.conftest import tiny_spec
 from tests.epymarl_fixture import write_model_dir
@@ -46,7 +47,8 @@ def _chunk_types(png: bytes) -> set[str]:
 
 def test_html_report_is_self_contained_and_byte_deterministic():
     records = _records()
-    section = [("Ablation", "| a | b |\n|---|---|\n| 1 | <2> |\n\nTeam return: 20 episodes.")]
+    table = Table((Column("a", "a", align=None), Column("b", "b", align=None)), ({"a": "1", "b": "<2>"},))
+    section = [Section("Ablation", (table, Paragraph(text("Team return: 20 episodes."))))]
     page = html_report("tiny.pt", "orin", records, extra_sections=section)
     with matplotlib.rc_context({"lines.linewidth": 7, "figure.facecolor": "red"}):  # a user's matplotlibrc
         again = html_report("tiny.pt", "orin", records, extra_sections=section)

@@ -101,7 +101,7 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
             "pipeline": result.passes}
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
-                        monitor=trace(MonitorStep(program.mixer).eval(), "Monitor"),
+                        monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
                         robot_costs=robot_costs(program, result.profile))
 
 

@@ -36,8 +36,9 @@ import torch
 from kdcc.core import progress
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import read_json_object
+from kdcc.inputs.epymarl_algorithms import CRITIC, detect_algorithm, part_notes
 from kdcc.inputs.teacher import Teacher, teacher_from_blob
-from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
+from kdcc.ir.spec import ALGORITHMS, AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.marl.mpe import SCENARIOS, env_dims
 
 __all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", "load_model_dir",
@@ -86,7 +87,7 @@ def find_config(checkpoint: Path, config: str | Path | None) -> Path:
 def model_dir_files(path: str | Path, config: str | Path | None = None) -> list[Path]:
     """The files a teacher from this directory is made of (hashed into records, listed in depfiles)."""
     checkpoint, _ = find_checkpoint(path)
-    files = [checkpoint / AGENT] + ([checkpoint / MIXER] if (checkpoint / MIXER).is_file() else [])
+    files = [checkpoint / AGENT] + [checkpoint / f for f in (MIXER, CRITIC) if (checkpoint / f).is_file()]
     return files + [find_config(checkpoint, config)]
 
 
@@ -144,7 +145,7 @@ def _agent_arch(state: dict, path: Path) -> tuple[int, int, int, bool]:
 def _mixer_arch(state: dict, path: Path) -> dict[str, int]:
     """embed_dim, state_dim, n_agents, hypernet_layers, hypernet_embed from mixer.th."""
     if not state:
-        raise KdccError(f"{path}: empty (a VDN mixer has no weights): kdcc compiles QMIX teachers")
+        raise KdccError(f"{path}: empty (a VDN mixer has no weights) but the config says mixer 'qmix'")
     embed, state_dim = _shape(state, "hyper_b_1.weight", path)
     if "hyper_w_1.0.weight" in state:
         layers, hyper_embed = 2, _shape(state, "hyper_w_1.0.weight", path)[0]
@@ -170,7 +171,7 @@ def _check(cfg_path: Path, what: str, configured: Any, recovered: Any, source: s
         raise KdccError(f"{cfg_path}: {what} is {configured!r} but {source} says {recovered!r}")
 
 
-def _env_spec(cfg: dict, cfg_path: Path, n_agents: int, notes: list[str]) -> EnvSpec:
+def _env_spec(cfg: dict, cfg_path: Path, n_agents: int | None, notes: list[str]) -> EnvSpec:
     env_args = cfg.get("env_args") or {}
     key = env_args.get("key")
     if not key:
@@ -193,7 +194,7 @@ def _env_spec(cfg: dict, cfg_path: Path, n_agents: int, notes: list[str]) -> Env
         notes.append(f"env_args.time_limit={limit} but the PettingZoo env truncates at max_cycles={cycles}: "
                      f"episodes last {min(int(limit), cycles)} steps")
     kwargs["max_cycles"] = min(int(limit), cycles) if limit is not None else cycles
-    if env_id == "simple_spread_v3" and "N" not in kwargs:
+    if env_id == "simple_spread_v3" and "N" not in kwargs and n_agents is not None:
         kwargs = {"N": n_agents, **kwargs}
     return EnvSpec(env_id, kwargs)
 
@@ -209,48 +210,61 @@ def _reward_notes(cfg: dict) -> list[str]:
     return notes
 
 
-def _spec_from(cfg: dict, cfg_path: Path, agent_sd: dict, mixer_sd: dict, files: tuple[Path, Path],
-               notes: list[str]) -> MarlSpec:
-    agent_path, mixer_path = files
-    if cfg.get("mixer", "qmix") != "qmix":
-        raise KdccError(f"{cfg_path}: mixer {cfg.get('mixer')!r}: kdcc compiles QMIX teachers (mixer 'qmix')")
-    if cfg.get("agent", "rnn") != "rnn":
-        raise KdccError(f"{cfg_path}: agent {cfg.get('agent')!r}: kdcc reads the shared 'rnn' agent")
-    width, hidden, n_actions, recurrent = _agent_arch(agent_sd, agent_path)
+def _qmix_sizes(cfg: dict, cfg_path: Path, mixer_sd: dict, mixer_path: Path) -> tuple[int, int, MixerSpec]:
+    """(n_agents, state_dim, mixer spec) from a QMIX mixer.th, checked against the config."""
     mix = _mixer_arch(mixer_sd, mixer_path)
-    hidden_key = "hidden_dim" if "hidden_dim" in cfg else "rnn_hidden_dim"  # EPyMARL's name, PyMARL's name
-    _check(cfg_path, hidden_key, cfg.get(hidden_key), hidden, f"{AGENT} (fc1)")
-    if "use_rnn" in cfg:
-        _check(cfg_path, "use_rnn", bool(cfg["use_rnn"]), recurrent, f"{AGENT} (rnn layer)")
     _check(cfg_path, "mixing_embed_dim", cfg.get("mixing_embed_dim"), mix["embed_dim"], f"{MIXER} (hyper_b_1)")
     _check(cfg_path, "hypernet_layers", cfg.get("hypernet_layers"), mix["hypernet_layers"], f"{MIXER} (hyper_w_1)")
     if mix["hypernet_layers"] == 2:
         _check(cfg_path, "hypernet_embed", cfg.get("hypernet_embed"), mix["hypernet_embed"], f"{MIXER} (hyper_w_1.0)")
+    return mix["n_agents"], mix["state_dim"], MixerSpec("qmix", mix["embed_dim"], mix["hypernet_layers"],
+                                                        mix["hypernet_embed"])
+
+
+def _spec_from(cfg: dict, cfg_path: Path, algorithm: str, agent_sd: dict, mixer_sd: dict | None,
+               files: tuple[Path, Path], notes: list[str]) -> MarlSpec:
+    """The spec of a checkpoint of `algorithm`: sizes from the tensors (the mixer's, for QMIX; the scenario's
+    otherwise: a sum or no mixer says nothing of the state), checked against the config and mpe2."""
+    agent_path, mixer_path = files
+    if cfg.get("agent", "rnn") != "rnn":
+        raise KdccError(f"{cfg_path}: agent {cfg.get('agent')!r}: kdcc reads the shared 'rnn' agent")
+    width, hidden, n_actions, recurrent = _agent_arch(agent_sd, agent_path)
+    hidden_key = "hidden_dim" if "hidden_dim" in cfg else "rnn_hidden_dim"  # EPyMARL's name, PyMARL's name
+    _check(cfg_path, hidden_key, cfg.get(hidden_key), hidden, f"{AGENT} (fc1)")
+    if "use_rnn" in cfg:
+        _check(cfg_path, "use_rnn", bool(cfg["use_rnn"]), recurrent, f"{AGENT} (rnn layer)")
+    if algorithm == "vdn" and mixer_sd:
+        raise KdccError(f"{mixer_path}: holds weights, but VDN's mixer is a parameter-free sum")
+    if algorithm == "qmix":
+        n, state_dim, mixer = _qmix_sizes(cfg, cfg_path, mixer_sd or {}, mixer_path)
+        env = _env_spec(cfg, cfg_path, n, notes)
+    else:
+        env = _env_spec(cfg, cfg_path, None, notes)  # no mixer to count the agents: the scenario's own count
+        n, state_dim, mixer = env_dims(env)["n_agents"], env_dims(env)["state_dim"], MixerSpec(ALGORITHMS[algorithm][0])
+        if env.id == "simple_spread_v3" and "N" not in env.kwargs:
+            env = replace(env, kwargs={"N": n, **env.kwargs})
     last_action = _flag(cfg, "obs_last_action", True, notes)
     agent_id = _flag(cfg, "obs_agent_id", True, notes)
-    n = mix["n_agents"]
     obs_dim = width - (n_actions if last_action else 0) - (n if agent_id else 0)
     if obs_dim <= 0:
         raise KdccError(f"{agent_path}: input width {width} is too small for the flags obs_last_action="
                         f"{last_action}, obs_agent_id={agent_id} with {n} agents and {n_actions} actions")
-    env = _env_spec(cfg, cfg_path, n, notes)
     dims = env_dims(env)
-    recovered = {"n_agents": n, "obs_dim": obs_dim, "state_dim": mix["state_dim"], "n_actions": n_actions}
+    recovered = {"n_agents": n, "obs_dim": obs_dim, "state_dim": state_dim, "n_actions": n_actions}
     wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items() if dims[k] != v]
-    if wrong and dims["state_dim"] != mix["state_dim"] and mix["state_dim"] == n * dims["obs_dim"]:
+    if wrong and dims["state_dim"] != state_dim and state_dim == n * dims["obs_dim"]:
         # EPyMARL's mixer state is the agents' padded observations concatenated (its gymma wrapper);
         # for agents of different sizes that is not mpe2's env.state(): build the state its way
         env = replace(env, state="padded-obs")
-        notes.append(f"state_dim {mix['state_dim']} = {n} × the padded observation ({dims['obs_dim']}): the "
+        notes.append(f"state_dim {state_dim} = {n} × the padded observation ({dims['obs_dim']}): the "
                      "mixer's state is built as EPyMARL builds it, the agents' padded observations concatenated")
         dims = env_dims(env)
         wrong = [f"{k} {v} (the checkpoint) vs {dims[k]} (mpe2 {env.id})" for k, v in recovered.items()
                  if dims[k] != v]
     if wrong:
         raise KdccError(f"{cfg_path}: the checkpoint does not fit {env.id}{dict(env.kwargs)}: {'; '.join(wrong)}")
-    return MarlSpec(agent=AgentSpec("rnn" if recurrent else "ff", hidden),
-                    mixer=MixerSpec("qmix", mix["embed_dim"], mix["hypernet_layers"], mix["hypernet_embed"]),
-                    env=env, obs_last_action=last_action, obs_agent_id=agent_id, **recovered)
+    return MarlSpec(agent=AgentSpec("rnn" if recurrent else "ff", hidden), mixer=mixer, env=env,
+                    obs_last_action=last_action, obs_agent_id=agent_id, algorithm=algorithm, **recovered)
 
 
 def _report(name: str, notes: list[str]) -> None:
@@ -265,10 +279,15 @@ def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet:
     cfg_path = find_config(checkpoint, config)
     cfg = _read_config(cfg_path)
     agent_sd = _read_state(checkpoint / AGENT)
-    if not (checkpoint / MIXER).is_file():
-        raise KdccError(f"{checkpoint}: no {MIXER} (IQL or a run without a mixer): kdcc compiles QMIX teachers")
-    mixer_sd = _read_state(checkpoint / MIXER)
-    spec = _spec_from(cfg, cfg_path, agent_sd, mixer_sd, (checkpoint / AGENT, checkpoint / MIXER), notes)
+    algorithm = detect_algorithm(cfg, cfg_path, (checkpoint / MIXER).is_file())
+    if algorithm == "qmix" and not (checkpoint / MIXER).is_file():
+        raise KdccError(f"{checkpoint}: no {MIXER}, but the config says mixer 'qmix'")
+    mixer_sd = _read_state(checkpoint / MIXER) if algorithm in ("qmix", "vdn") and (checkpoint / MIXER).is_file() else {}
+    if (checkpoint / CRITIC).is_file():
+        _read_state(checkpoint / CRITIC)  # readable, so the note below is about a real critic
+    spec = _spec_from(cfg, cfg_path, algorithm, agent_sd, mixer_sd, (checkpoint / AGENT, checkpoint / MIXER), notes)
+    parts, part_note = part_notes(algorithm, checkpoint, cfg)
+    notes += part_note
     notes += _reward_notes(cfg)
     if not cfg.get("test_greedy", True):
         notes.append("the run tested with ε-greedy actions (test_greedy=false); kdcc evaluates greedily")
@@ -276,8 +295,10 @@ def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet:
     provenance = {"source": codebase, "checkpoint": str(checkpoint), "config": str(cfg_path),
                   "step": int(checkpoint.name) if checkpoint.name.isdigit() else None,
                   "run": {k: cfg[k] for k in ("name", "label", "seed", "t_max", "env") if k in cfg},
-                  "env_args": cfg.get("env_args") or {}, "import_notes": list(notes)}
-    blob = {"spec": spec.to_dict(), "agent": agent_sd, "mixer": mixer_sd, "provenance": provenance}
+                  "env_args": cfg.get("env_args") or {}, "algorithm": algorithm, "parts": parts,
+                  "import_notes": list(notes)}
+    blob = {"spec": spec.to_dict(), "agent": agent_sd, "mixer": mixer_sd if algorithm == "qmix" else {},
+            "provenance": provenance}
     teacher = teacher_from_blob(str(checkpoint), blob)
     if not quiet:
         _report(str(path), notes)

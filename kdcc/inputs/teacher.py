@@ -4,6 +4,9 @@
      "spec": MarlSpec.to_dict(), "provenance": {...},
      "agent": RNNAgent.state_dict(), "mixer": QMixer.state_dict()}
 
+A VDN, IQL or actor-critic teacher (`spec.algorithm`) has a mixer without
+weights: its "mixer" entry is empty or absent.
+
 It is read only with `torch.load(weights_only=True)`, so a teacher file can
 never run code; every problem is reported as one line naming the file.
 See docs/teacher-format.md.
@@ -138,9 +141,10 @@ def teacher_from_blob(name: str, blob: dict) -> Teacher:
     torch.manual_seed(0)
     agent, mixer = build_agent(spec), build_mixer(spec)
     _check_state(name, "agent", agent, blob.get("agent"))
-    _check_state(name, "mixer", mixer, blob.get("mixer"))
+    mixer_state = blob.get("mixer", {} if spec.sums else None)
+    _check_state(name, "mixer", mixer, mixer_state)
     agent.load_state_dict({k: v.float() for k, v in blob["agent"].items()})
-    mixer.load_state_dict({k: v.float() for k, v in blob["mixer"].items()})
+    mixer.load_state_dict({k: v.float() for k, v in mixer_state.items()})
     agent.eval()
     mixer.eval()
     for p in (*agent.parameters(), *mixer.parameters()):

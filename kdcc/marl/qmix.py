@@ -5,6 +5,9 @@ Mixer:  Q_tot = elu(q · |W1(s)| + b1(s)) · |W_final(s)| + V(s)
 The absolute values make Q_tot monotonic in every agent's q (the QMIX constraint).
 A "static" mixer keeps the same form with state-independent weights: the cheap
 monotonic approximation the compiler can substitute for the hypernetworks.
+VDN's mixer is a plain sum (`SumMixer`, no weights); IQL and actor-critic teachers
+have no mixer, and their team step reports the same sum as a monitoring value.
+The agent network is the same for every algorithm: an actor's fc2 outputs logits.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from torch import nn
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import agent_inputs
 
-__all__ = ["RNNAgent", "SplitAgents", "QMixer", "StaticMixer", "build_agent", "build_mixer", "build_inputs"]
+__all__ = ["RNNAgent", "SplitAgents", "QMixer", "StaticMixer", "SumMixer", "build_agent", "build_mixer", "build_inputs"]
 
 
 class RNNAgent(nn.Module):
@@ -130,6 +133,20 @@ class StaticMixer(nn.Module):
         return hidden @ torch.abs(self.w_final) + self.V(states)
 
 
+class SumMixer(nn.Module):
+    """Q_tot = Σ_i q_i: VDN's mixer (EPyMARL's VDNMixer, whose state dict is empty), and the monitoring
+    value kdcc reports where no mixer was trained. The state is taken and not read, so every mixer has
+    one signature."""
+
+    def __init__(self, n_agents: int):
+        super().__init__()
+        self.n_agents = n_agents
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """agent_qs [B, n_agents], states [B, state_dim] (unused) -> Q_tot [B, 1]."""
+        return agent_qs.reshape(-1, self.n_agents).sum(-1, keepdim=True)
+
+
 def build_agent(spec: MarlSpec) -> nn.Module:
     if spec.agent.split:
         return SplitAgents(spec)
@@ -138,6 +155,8 @@ def build_agent(spec: MarlSpec) -> nn.Module:
 
 def build_mixer(spec: MarlSpec) -> nn.Module:
     m = spec.mixer
+    if m.kind in ("vdn", "none"):
+        return SumMixer(spec.n_agents)
     if m.kind == "static":
         return StaticMixer(spec.n_agents, spec.state_dim, m.embed_dim)
     return QMixer(spec.n_agents, spec.state_dim, m.embed_dim, m.hypernet_layers, m.hypernet_embed)

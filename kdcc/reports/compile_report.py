@@ -31,7 +31,24 @@ def _summary(records: Sequence[PassRecord]) -> Items:
              f"{fid['action_agreement']:.3f}, max |ΔQ| {fid['max_abs_dq']:.3g}, "
              f"mean |ΔQ_tot| {fid['mean_abs_dq_tot']:.3g}"),
     ]
-    return Items(tuple(Item(t) for t in lines))
+    return Items(tuple(Item(t) for t in (*_algorithm_lines(records), *lines)))
+
+
+def _algorithm_lines(records: Sequence[PassRecord]) -> list:
+    """For a teacher other than QMIX: its algorithm and what the compile did with each of its parts."""
+    program = records[-1].program
+    if program is None or program.spec.algorithm == "qmix":
+        return []
+    spec = program.spec
+    decisions = {r.name: r.decisions for r in records}
+    mixer = decisions.get("approximate-mixer", {}).get("reason", "kept as it is (a sum)")
+    outputs = "action logits (an actor)" if spec.policy == "logits" else "Q-values"
+    lines = [text(f"teacher: {spec.algorithm.upper()}; the agents output {outputs}, the student keeps that "
+                  f"interface; mixer: {mixer}")]
+    critic = decisions.get("distill", {}).get("terms", {}).get("critic")
+    if critic:
+        lines.append(text(f"critic: {critic}"))
+    return lines
 
 
 def compile_document(teacher_name: str, target: str, records: Sequence[PassRecord],

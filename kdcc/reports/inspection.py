@@ -23,6 +23,12 @@ def _files(paths: list[Path]) -> list[dict[str, Any]]:
     return [{"name": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths if p.is_file()]
 
 
+_SUM_MIXERS = {"vdn": "VDN: Q_tot = sum of the chosen Q (no weights; kept as a sum)",
+               "iql": "none (IQL); q_tot reports the sum of the chosen Q",
+               "mappo": "none (actor-critic); q_tot reports the sum of the chosen logits",
+               "ippo": "none (actor-critic); q_tot reports the sum of the chosen logits"}
+
+
 def _spec_summary(spec) -> dict[str, Any]:
     kind = "GRU" if spec.recurrent else "feed-forward"
     if spec.agent.split:
@@ -32,6 +38,8 @@ def _spec_summary(spec) -> dict[str, Any]:
     m = spec.mixer
     if m.kind == "static":
         mixer = f"static monotonic mixer, embed {m.embed_dim}"
+    elif spec.sums:
+        mixer = _SUM_MIXERS[spec.algorithm]
     else:
         hyper = f"{m.hypernet_layers}-layer hypernetworks" + (f" of width {m.hypernet_embed}"
                                                               if m.hypernet_layers == 2 else "")
@@ -39,7 +47,8 @@ def _spec_summary(spec) -> dict[str, Any]:
     parts = ["obs"] + (["last action"] if spec.obs_last_action else []) + (["agent id"] if spec.obs_agent_id else [])
     if spec.agent.split:  # each network reads its own agent's columns; the id is folded into its biases
         parts = ["own obs"] + (["own last action"] if spec.obs_last_action else [])
-    return {"env": spec.env.id, "env_kwargs": dict(spec.env.kwargs), "n_agents": spec.n_agents,
+    algorithm = {"algorithm": f"{spec.algorithm.upper()} ({'actor emitting action logits' if spec.policy == 'logits' else 'Q-values'}; greedy = argmax)"}
+    return {**algorithm, "env": spec.env.id, "env_kwargs": dict(spec.env.kwargs), "n_agents": spec.n_agents,
             "obs_dim": spec.obs_dim, "state_dim": spec.state_dim, "n_actions": spec.n_actions,
             "input_dim": spec.input_dim, "agent_input": " ‖ ".join(parts), "agent": agent, "mixer": mixer,
             **({"input_dims": [len(spec.agent_input_cols(i)) for i in range(spec.n_agents)]} if spec.agent.split else {}),
@@ -62,9 +71,13 @@ def _teacher(path: Path, config: str | None, kind: str) -> dict[str, Any]:
                                                                                       build_mixer(spec))
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     provenance = dict(teacher.provenance)
+    parts = provenance.pop("parts", None)
+    if parts is None and spec.policy == "logits":
+        parts = {"critic": "not in this file (the actor alone acts; distill does not use a critic)"}
     return {"kind": "teacher", "format": {"pt": "kdcc teacher file v1", "model-dir": "EPyMARL/PyMARL model directory",
                                           "onnx": "ONNX teacher (ONNX Runtime)"}[kind],
             "path": str(path), "spec": spec.to_dict(), "summary": _spec_summary(spec),
+            **({"parts": parts} if parts else {}),
             "params": {"agent": count(agent), "mixer": count(mixer), "total": count(agent) + count(mixer)},
             "import_notes": provenance.pop("import_notes", []), "provenance": provenance,
             "files": _files(teacher_files(path, config))}
@@ -168,14 +181,15 @@ def _lines(pairs: list[tuple[str, Any]]) -> list[str]:
 def render_inspect(info: dict[str, Any]) -> str:
     kind, s = info["kind"], info.get("summary", {})
     head = [("kind", kind), ("path", info["path"])]
-    team = [("environment", f"{s['env']} {_fmt(s['env_kwargs'])}"), ("agents", s["n_agents"]),
+    team = [("algorithm", s["algorithm"]), ("environment", f"{s['env']} {_fmt(s['env_kwargs'])}"), ("agents", s["n_agents"]),
             ("obs / state / actions", f"{s['obs_dim']} / {s['state_dim']} / {s['n_actions']}"
              + (f" (per agent: obs {s['obs_sizes']}, actions {s['action_sizes']})" if "obs_sizes" in s else "")),
             ("agent input", f"{s['agent_input']} ({s.get('input_dims', s['input_dim'])})"), ("agent", s["agent"]),
             ("mixer", s["mixer"])] if s else []
     if kind == "teacher":
-        pairs = head + [("format", info["format"])] + team + [("parameters", info["params"]),
-                                                              ("provenance", info["provenance"])]
+        parts = [(f"{part} (kdcc)", what) for part, what in info.get("parts", {}).items()]
+        pairs = head + [("format", info["format"])] + team + parts + [("parameters", info["params"]),
+                                                                      ("provenance", info["provenance"])]
         out = _lines(pairs)
         out += [f"note: {n}" for n in info["import_notes"]]
     elif kind == "dataset":

@@ -18,13 +18,24 @@ from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
 from kdcc.targets.profile import TargetProfile
 
-__all__ = ["FORMAT", "VERSION", "collaboration_profile"]
+__all__ = ["FORMAT", "VERSION", "collaboration_profile", "output_meanings"]
 
 FORMAT = "kdcc-bundle"
 VERSION = 1
 
 
+def output_meanings(spec: MarlSpec) -> dict[str, str]:
+    """What the `q` and `q_tot` outputs carry for this teacher's algorithm (the interface is the same for all)."""
+    if spec.policy == "logits":
+        return {"q": f"action logits per agent and action ({spec.algorithm.upper()} actor; greedy = argmax)",
+                "q_tot": "sum of the chosen actions' logits (no mixer: a monitoring value, not a team value)"}
+    q_tot = {"vdn": "VDN's team value: the sum of the chosen Q",
+             "iql": "sum of the chosen Q (IQL has no mixer: a monitoring value)"}
+    return {"q": "Q-value per agent and action", "q_tot": q_tot.get(spec.algorithm, "mixer's team value of the actions")}
+
+
 def _io(spec: MarlSpec) -> dict[str, Any]:
+    meaning = output_meanings(spec)
     n, h = spec.n_agents, spec.agent.hidden_dim
     return {
         "inputs": [
@@ -35,9 +46,9 @@ def _io(spec: MarlSpec) -> dict[str, Any]:
         ],
         "outputs": [
             {"name": "actions", "shape": [n], "dtype": "int64", "layout": "greedy action per agent"},
-            {"name": "q", "shape": [n, spec.n_actions], "dtype": "float32", "layout": "Q-value per agent and action"},
+            {"name": "q", "shape": [n, spec.n_actions], "dtype": "float32", "layout": meaning["q"]},
             {"name": "new_hidden", "shape": [n, h], "dtype": "float32", "layout": "next step's hidden"},
-            {"name": "q_tot", "shape": [1], "dtype": "float32", "layout": "mixer's team value of the actions"},
+            {"name": "q_tot", "shape": [1], "dtype": "float32", "layout": meaning["q_tot"]},
         ],
     }
 
@@ -91,6 +102,7 @@ def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: lis
                          **({"used_per_agent": list(spec.agent.widths),
                              "padding": "columns past an agent's width stay zero"} if spec.agent.split else {})},
         "spec": spec.to_dict(),
+        **({"algorithm": {"name": spec.algorithm, "outputs": output_meanings(spec)}} if spec.algorithm != "qmix" else {}),
         "entry_points": {
             "c": {"header": "include/kdcc_policy.h", "source": "src/kdcc_policy.cc",
                   "functions": ["kdcc_policy_create", "kdcc_policy_reset", "kdcc_policy_step",

@@ -28,6 +28,7 @@ from typing import Sequence
 import kdcc
 from kdcc.ir.roles import role_of
 from kdcc.ir.spec import MarlSpec
+from kdcc.targets.bundle.collab_profile import output_meanings
 
 __all__ = ["TEMPLATES", "render", "bundle_sources"]
 
@@ -102,5 +103,6 @@ def bundle_sources(spec: MarlSpec, libraries: Sequence, student_sha256: str,
               "max_n_actions": max(spec.action_size(i) for i in range(spec.n_agents)),
               "roles": " ".join(roles), "role_list": ", ".join(roles) or "(none in this bundle)",
               "has_monitor": "TRUE" if "monitor" in step_libraries else "FALSE",
-              "library_digests": _digests(library_digests or {})}
+              "library_digests": _digests(library_digests or {}), "q_meaning": output_meanings(spec)["q"],
+              "q_tot_meaning": output_meanings(spec)["q_tot"]}
     return {path: render(template, **values) for path, template in TEMPLATES.items()}
