@@ -18,7 +18,7 @@ from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect", "profile", "compile_teacher", "CompileOptions",
-           "CompileOutput", "load_teacher_like"]
+           "CompileOutput", "load_teacher_like", "certify"]
 
 
 @dataclass
@@ -135,3 +135,39 @@ def profile(teacher_path: str | Path, target: str, fused: bool = False, config: 
     annotate_program(program)
     ops = [(f"{g}.{name}", c) for g, gm in program.graphs().items() for name, c in graph_costs(gm)]
     return teacher, profile_rows(ops, prof)
+
+
+def _certify_subject(path: str | Path, config: str | Path | None, label: str | None = None):
+    """A bundle's roles rebuilt from its ONNX agent steps, or a teacher's role networks."""
+    from kdcc.flow.certify import Subject
+    from kdcc.ir.program import from_modules
+    from kdcc.ir.roles import team_roles
+    from kdcc.marl.agents import role_network
+
+    p = Path(path)
+    if p.is_dir() and (p / "profile.json").is_file():
+        from kdcc.targets.bundle.agent_networks import bundle_agent_networks
+
+        spec, networks = bundle_agent_networks(p)
+        return Subject(label or f"student ({p.name})", spec, networks, False)
+    from kdcc.inputs.sources import has_torch_weights
+
+    teacher = load_teacher_like(p, config)
+    if not has_torch_weights(teacher):
+        raise KdccError(f"{p}: an ONNX teacher has no torch weights to bound; certify its converted .pt")
+    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    networks = {r.name: role_network(program, r) for r in team_roles(teacher.spec)}
+    return Subject(label or f"teacher ({p.name})", teacher.spec, networks, True)
+
+
+def certify(policy_path: str | Path, teacher_path: str | Path | None = None, episodes: int = 4,
+            eps_scale: str = "std", method: str = "crown", config: str | Path | None = None,
+            teacher_config: str | Path | None = None):
+    """Certified ε of every agent step on fixed probe episodes, per role (kdcc.flow.certify): a teacher's, a
+    bundle's student's, or (with `teacher_path`) both side by side, the teacher first and giving the scale."""
+    from kdcc.flow.certify import certify_subjects
+
+    subjects = [_certify_subject(policy_path, config)]
+    if teacher_path is not None:
+        subjects.insert(0, _certify_subject(teacher_path, teacher_config, f"teacher ({Path(teacher_path).name})"))
+    return certify_subjects(subjects, episodes, eps_scale, method)

@@ -39,6 +39,7 @@ from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import distill_losses as L
 from kdcc.passes.base import PassContext, register
 from kdcc.passes.config import option
+from kdcc.passes.distill_robust import obs_radius, robust_margin_ce
 
 __all__ = ["DistillConfig", "run"]
 
@@ -61,6 +62,10 @@ class DistillConfig:
     dagger_every: int = option(150, "steps between DAgger rounds of student rollouts (0 = none)")
     dagger_episodes: int = option(16, "student rollouts per DAgger round")
     dagger_epsilon: float = option(0.1, "epsilon-greedy exploration of the student in those rollouts")
+    w_robust: float = option(0.0, "weight of the IBP margin loss (certified training; kdcc certify measures it)")
+    robust_eps: float = option(0.1, "L-inf radius of that loss, in observation stds, reached halfway through")
+
+
 CRITIC_NOT_USED = ("the teacher's critic is not used: the student imitates the actor on states labelled by the "
                    "actor itself (dataset and DAgger rollouts), so advantage weighting would only reweight "
                    "on-policy states; no off-policy actions are there for it to discount")
@@ -136,14 +141,18 @@ def _unit_costs(spec, profile) -> dict[str, float]:
 
 
 def _loss(program: Program, batch: dict[str, torch.Tensor], o: DistillConfig,
-          unit_cost: dict) -> dict[str, torch.Tensor]:
+          unit_cost: dict, robust: tuple[torch.Tensor, float] | None = None) -> dict[str, torch.Tensor]:
+    """`robust`: (obs radius [n, input_dim], ε now) when w_robust > 0 (`distill_robust`)."""
     spec, agent, mixer = program.spec, program.agent, program.mixer
     B, T, n = batch["obs"].shape[:3]
     h = torch.zeros(B * n, spec.agent.hidden_dim)
-    qs, hs = [], []
+    qs, hs, robust_terms = [], [], []
     for t in range(T):
         x = build_inputs(spec, batch["obs"][:, t], batch["last_actions"][:, t]).reshape(B * n, -1)
         hs.append(h.view(B, n, -1))
+        if robust is not None:
+            labels = batch["q"][:, t].argmax(-1).reshape(B * n)
+            robust_terms.append(robust_margin_ce(agent, spec, x, h.detach(), labels, *robust))
         q, h = agent(x, h)
         qs.append(q.view(B, n, -1))
     q_s, h_s = torch.stack(qs, 1), torch.stack(hs, 1)
@@ -162,6 +171,8 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: DistillConfig,
         "value": L.value(q_tot, batch["q_tot"]),
         "resource": L.resource(L.gru_unit_norms(agent), unit_cost),
     }
+    if robust is not None:
+        terms["robust"] = torch.stack(robust_terms).mean()
     terms["total"] = sum(getattr(o, f"w_{k}") * v for k, v in terms.items())
     return terms
 
@@ -185,6 +196,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     pool = _episodes(ctx.dataset.arrays)
     o, terms_used = _for_algorithm(o, ctx.teacher.spec, pool)
     unit_cost = _unit_costs(out.spec, ctx.profile)
+    radius = obs_radius(out.spec, pool["obs"].reshape(-1, out.spec.n_agents, out.spec.obs_dim).std(0))
     curve: list[dict] = []
     with progress_bar("distill", o.steps) as advance:
         for step in range(o.steps):
@@ -194,7 +206,8 @@ def run(program: Program, ctx: PassContext) -> Program:
                 pool = {k: torch.cat([pool[k], fresh[k]]) for k in pool}
                 out.agent.train()
             idx = torch.from_numpy(rng.integers(0, len(pool["obs"]), size=o.batch))
-            terms = _loss(out, {k: v[idx] for k, v in pool.items()}, o, unit_cost)
+            robust = (radius, o.robust_eps * min(1.0, step / max(1, o.steps // 2))) if o.w_robust > 0 else None
+            terms = _loss(out, {k: v[idx] for k, v in pool.items()}, o, unit_cost, robust)
             opt.zero_grad()
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -207,6 +220,9 @@ def run(program: Program, ctx: PassContext) -> Program:
         gm.eval()
         for p in gm.parameters():
             p.requires_grad_(False)
+    options = asdict(o)
+    if o.w_robust == 0:  # the robust term is off: its options are recorded only when it is on
+        options = {k: v for k, v in options.items() if k not in ("w_robust", "robust_eps")}
     terms = {"terms": terms_used} if ctx.teacher.spec.algorithm != "qmix" else {}  # QMIX records stay as they were
-    return out.with_decision("distill", options=asdict(o), **terms, episodes_seen=int(len(pool["obs"])), curve=curve,
+    return out.with_decision("distill", options=options, **terms, episodes_seen=int(len(pool["obs"])), curve=curve,
                              unit_cost={k: round(v, 6) for k, v in unit_cost.items()})
