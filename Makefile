@@ -43,6 +43,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/per_agent.py
 
 clean:
 	rm -rf build $(VENV)
