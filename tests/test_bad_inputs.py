@@ -271,7 +271,8 @@ CASES["budget-unreachable-flops"] = Case(_compile(T, "-q").replace("--budget-flo
                                          "--budget-flops", r"smallest reachable student costs flops [0-9,]+")
 CASES["budget-unreachable-latency"] = Case(
     _compile(T, "-q").replace("--budget-flops 2x", "--budget-latency-us 0.001"),
-    "--budget-latency-us", r"asked --budget-latency-us 0\.001; the smallest reachable student costs latency_us \d")
+    "--budget-latency-us",
+    r"asked --budget-latency-us 0\.001 per robot \(one agent step\); the smallest reachable student costs latency_us \d")
 
 OPTIONS = {
     "opt-unknown-pass": ("--opt distil.steps=5", "--opt distil.steps", "no pass named 'distil'"),
