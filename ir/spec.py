@@ -45,18 +45,19 @@ class AgentSpec:
         return bool(self.widths)
 
 
-# How Q_tot is made: "qmix" (hypernetwork), "static" (state-independent monotonic, the compiler's
-# approximation of "qmix"), "vdn" (Σ of the chosen Q, no weights), "none" (no mixer was trained:
+# How Q_tot is made: "qmix" (hypernetwork), "static" (state-independent monotonic) and "hyper" (QMIX's
+# form from one small shared state embedding of width hypernet_embed): the compiler's approximations of "qmix", "vdn" (Σ of the chosen Q, no weights), "none" (no mixer was trained:
 # IQL and actor-critic teachers; the team step still reports Σ of the chosen outputs as q_tot).
-MIXER_KINDS = ("qmix", "static", "vdn", "none")
+MIXER_KINDS = ("qmix", "static", "hyper", "vdn", "none")
 # algorithm -> the mixer kinds its teacher and students may have
-ALGORITHMS = {"qmix": ("qmix", "static"), "vdn": ("vdn",), "iql": ("none",), "mappo": ("none",),
+ALGORITHMS = {"qmix": ("qmix", "static", "hyper"), "vdn": ("vdn",), "iql": ("none",), "mappo": ("none",),
               "ippo": ("none",)}
 
 
 @dataclass(frozen=True)
 class MixerSpec:
-    """Mixer hyper-parameters (EPyMARL names); only "qmix" and "static" use embed and hypernet sizes."""
+    """Mixer hyper-parameters (EPyMARL names); only "qmix", "static" and "hyper" use the embed size;
+    "hyper" reads hypernet_embed as the width of its one state embedding."""
 
     kind: str = "qmix"  # one of MIXER_KINDS
     embed_dim: int = 32

@@ -1,19 +1,29 @@
-"""approximate-mixer: replace the hypernetwork mixer by a cheap monotonic one fitted to it.
+"""approximate-mixer: replace the hypernetwork mixer by the cheapest monotonic one that meets a fidelity goal.
 
 The QMIX mixer computes Q_tot = elu(q·|W1(s)| + b1(s))·|W_f(s)| + V(s), where
-W1, b1, W_f are produced by hypernetworks of the state: most of its FLOPs. The
-approximation keeps the form but makes the mixing weights constants:
+W1, b1, W_f, V are produced by hypernetworks of the state: most of its FLOPs.
+Two cheaper forms keep the form, and with it monotonicity in every agent's q
+(∂Q_tot/∂q_i ≥ 0, the QMIX constraint, from the absolute values and elu):
 
-    Q_tot ≈ elu(q·|W1| + b1)·|w_f| + V'(s),   V' a small MLP of the state,
+    static   Q_tot ≈ elu(q·|W1| + b1)·|w_f| + V'(s)        constant mixing weights, V' a small MLP
+    hyper    the same four maps from one small state embedding z = relu(A·s + a) of width H
+             (`kdcc.marl.qmix.HyperMixer`): weights that still follow the state
 
-which stays monotonic in every agent's q (∂Q_tot/∂q_i ≥ 0, the QMIX
-constraint) and costs ~n·E + S·E FLOPs. It is fitted by regression on the
-teacher mixer's Q_tot over the dataset's states, at the teacher's per-agent Q
-of the greedy actions and of random actions (so the fit covers more than the
-greedy point). The fit's error is recorded. Preconditions: a dataset.
-A VDN mixer (a sum) and the absent mixer of IQL and actor-critic teachers have
-nothing to approximate: the pass records why and leaves the program as it is.
-Options (`--opt approximate-mixer.<name>=value`): `ApproximateMixerConfig`.
+A static mixer cannot follow how the teacher's weighting of the agents changes
+with the state (on the example teacher its error is a third of Q_tot's spread),
+so the pass tries a ladder of candidates (`candidates`) from the cheapest, by
+the cost model's latency (then FLOPs) of the team step on the target, and keeps
+the first whose mean |ΔQ_tot| on held-out episodes is ≤ goal × the teacher's
+Q_tot std there (the "fidelity goal", default 10%); when none meets it, the one
+with the smallest error. Every candidate tried is recorded (error, cost).
+
+Each is fitted by full-batch Adam regression on the teacher mixer's Q_tot over
+the dataset's states, at the teacher's per-agent Q of the greedy actions and of
+random actions (so the fit covers more than the greedy point); the last
+`holdout` of the dataset's episodes are left out of the fit and measure it.
+Preconditions: a dataset. A VDN mixer (a sum) and the absent mixer of IQL and
+actor-critic teachers have nothing to approximate: the pass records why and
+leaves the program as it is. Options: `ApproximateMixerConfig`.
 """
 
 from __future__ import annotations
@@ -21,36 +31,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from kdcc.core.errors import KdccError
 from kdcc.ir.program import Program, trace
-from kdcc.marl.qmix import StaticMixer
+from kdcc.marl.qmix import build_mixer
 from kdcc.passes.base import PassContext, register
 from kdcc.passes.config import option
+from kdcc.passes.manager import program_metrics
+from kdcc.passes.mixer_fit import FitData, fit_data, fit_mixer
 
-__all__ = ["ApproximateMixerConfig", "run"]
+__all__ = ["ApproximateMixerConfig", "candidates", "run"]
 
 
 @dataclass(frozen=True)
 class ApproximateMixerConfig:
-    embed: int = option(8, "width E of the fitted mixer's hidden layer")
-    steps: int = option(600, "Adam steps of the regression on the teacher mixer's Q_tot")
+    goal: float = option(0.1, "fidelity goal: held-out mean |ΔQ_tot| ≤ goal × the teacher's Q_tot std; the "
+                              "cheapest candidate that meets it is kept (none: the most faithful)")
+    embed: int = option(8, "width E of the static candidate's hidden layer")
+    max_hyper: int = option(32, "widest state embedding H a hyper candidate may have (0: static only)")
+    steps: int = option(300, "full-batch Adam steps of each candidate's regression on the teacher mixer's Q_tot")
     lr: float = option(1e-2, "Adam learning rate of that regression")
+    holdout: float = option(0.2, "fraction of the dataset's episodes left out of the fit to measure it")
+    rows: int = option(4000, "fit rows drawn from the rest (0: all): each Adam step's cost is linear in them")
 
 
-def _fit_data(ctx: PassContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    arr = ctx.dataset.arrays
-    q = torch.from_numpy(arr["q"])  # [N, n, A]
-    state = torch.from_numpy(arr["state"])
-    g = torch.Generator().manual_seed(ctx.seed)
-    greedy = q.argmax(-1, keepdim=True)
-    rand = torch.randint(0, q.shape[-1], greedy.shape, generator=g)
-    qs = torch.cat([q.gather(-1, greedy), q.gather(-1, rand)]).squeeze(-1)
-    states = torch.cat([state, state])
-    with torch.no_grad():
-        target = ctx.teacher.mixer(qs, states).squeeze(-1)
-    return qs, states, target
+# (kind, E, H): the static form, then hyper mixers of growing state embedding H and mixing width E
+_LADDER = (("static", None, 0), ("hyper", 4, 8), ("hyper", 8, 16), ("hyper", 8, 32), ("hyper", 16, 32))
+
+
+def candidates(spec, config: ApproximateMixerConfig) -> list:
+    """The candidate specs the config allows, in ladder order (costed and sorted by the pass)."""
+    return [spec.with_mixer(kind=kind, embed_dim=embed or config.embed, hypernet_embed=h or spec.mixer.hypernet_embed)
+            for kind, embed, h in _LADDER if h <= config.max_hyper]
 
 
 _SKIP = {"vdn": "VDN's mixer is a sum: nothing to approximate",
@@ -59,34 +71,57 @@ _SKIP = {"vdn": "VDN's mixer is a sum: nothing to approximate",
          "ippo": "IPPO's actors have no mixer (its critics are not needed to act): nothing to approximate"}
 
 
-@register("approximate-mixer", "replace the hypernetwork mixer by a fitted state-independent monotonic mixer",
-          needs_training=True, config=ApproximateMixerConfig)
+def _cost(program: Program, spec, ctx: PassContext) -> dict:
+    """The cost model's figures of the team step with this candidate's mixer (the agents are the same for all)."""
+    m = program_metrics(Program(spec, program.agent, trace(build_mixer(spec), "Mixer")), ctx.profile)
+    return {"flops": m["flops"], "latency_us": m["latency_us"], "device": m["device"]}
+
+
+def _try(spec, data: FitData, config: ApproximateMixerConfig, seed: int):
+    """(fitted mixer, record) of one candidate: its held-out error against the goal."""
+    mixer, err = fit_mixer(spec, data, config.steps, config.lr, seed)
+    entry = {"kind": spec.mixer.kind, "embed": spec.mixer.embed_dim,
+             **({"hyper": spec.mixer.hypernet_embed} if spec.mixer.kind == "hyper" else {}),
+             "heldout_mean_abs_err": round(err, 5), "relative_err": round(err / data.heldout_std, 5)}
+    return mixer, entry
+
+
+@register("approximate-mixer", "replace the hypernetwork mixer by the cheapest fitted monotonic mixer that meets "
+          "the fidelity goal", needs_training=True, config=ApproximateMixerConfig)
 def run(program: Program, ctx: PassContext) -> Program:
-    if program.spec.mixer.kind == "static":
-        return program.with_decision("approximate-mixer", applied=False, reason="mixer is already static")
+    if program.spec.mixer.kind in ("static", "hyper"):
+        return program.with_decision("approximate-mixer", applied=False,
+                                     reason=f"mixer is already an approximation ({program.spec.mixer.kind})")
     if program.spec.sums:
         return program.with_decision("approximate-mixer", applied=False, reason=_SKIP[program.spec.algorithm])
     if ctx.dataset is None:
         raise KdccError("approximate-mixer needs a dataset (pass --dataset or let compile collect one)")
     config = ctx.config_for("approximate-mixer")
-    spec = program.spec.with_mixer(kind="static", embed_dim=config.embed)
-    qs, states, target = _fit_data(ctx)
-    torch.manual_seed(ctx.seed)
-    mixer = StaticMixer(spec.n_agents, spec.state_dim, config.embed)
-    with torch.no_grad():  # start V' at the mean so the regression only learns the shape
-        mixer.V[2].bias.fill_(float(target.mean()))
-    opt = torch.optim.Adam(mixer.parameters(), lr=config.lr)
-    scale = float(target.std()) + 1e-6
-    for _ in range(config.steps):
-        loss = F.mse_loss(mixer(qs, states).squeeze(-1), target) / scale**2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    mixer.eval()
+    data = fit_data(ctx.teacher.mixer, ctx.dataset.arrays, config.holdout, ctx.seed, config.rows)
+    ladder = sorted(((_cost(program, spec, ctx), spec) for spec in candidates(program.spec, config)),
+                    key=lambda cs: (cs[0]["latency_us"], cs[0]["flops"]))
+    tried, best = [], None
+    for cost, spec in ladder:
+        mixer, entry = _try(spec, data, config, ctx.seed)
+        tried.append({**entry, **cost})
+        if best is None or entry["relative_err"] < best[2]["relative_err"]:
+            best = (spec, mixer, entry)
+        if entry["relative_err"] <= config.goal:
+            best = (spec, mixer, entry)
+            break
+    spec, mixer, entry = best
+    met = entry["relative_err"] <= config.goal
     with torch.no_grad():
-        err = (mixer(qs, states).squeeze(-1) - target).abs()
+        err = (mixer(data.qs, data.states).squeeze(-1) - data.target).abs()
     out = program.copy(mixer=trace(mixer, "Mixer"))
     out = Program(spec, out.agent, out.mixer, out.team, out.history)
-    return out.with_decision("approximate-mixer", applied=True, kind="static", embed=config.embed,
-                             fit_mean_abs_err=round(float(err.mean()), 5), fit_max_abs_err=round(float(err.max()), 5),
-                             target_std=round(scale, 5))
+    return out.with_decision(
+        "approximate-mixer", applied=True, kind=spec.mixer.kind, embed=spec.mixer.embed_dim,
+        **({"hyper": spec.mixer.hypernet_embed} if spec.mixer.kind == "hyper" else {}),
+        goal=config.goal, goal_met=met,
+        reason=(f"the cheapest candidate within {config.goal:g} × the teacher's Q_tot std on held-out states" if met
+                else f"no candidate within {config.goal:g} × the teacher's Q_tot std: the most faithful one"),
+        heldout_mean_abs_err=entry["heldout_mean_abs_err"], relative_err=entry["relative_err"],
+        heldout_target_std=round(data.heldout_std, 5), candidates=tried,
+        fit_mean_abs_err=round(float(err.mean()), 5), fit_max_abs_err=round(float(err.max()), 5),
+        target_std=round(float(data.target.std()), 5))

@@ -20,7 +20,7 @@ PIPELINES: dict[str, list[str]] = {
 PIPELINES["default"] = [
     "normalize-eval",       # inference form: eval mode, float32, no gradients
     "eliminate-dead-code",  # drop what no output needs
-    "approximate-mixer",    # hypernetwork mixer -> fitted state-independent monotonic mixer
+    "approximate-mixer",    # hypernetwork mixer -> the cheapest fitted monotonic mixer within the fidelity goal
     "prune",                # drop the least important hidden units, as many as the target budget asks
     "distill",              # restore fidelity: KL+CE, relations, Q_tot, resource term; DAgger rollouts
     "batch-agents",         # per-agent networks (heterogeneous teams) as one batched matmul, if cheaper

@@ -38,6 +38,8 @@ def _spec_summary(spec) -> dict[str, Any]:
     m = spec.mixer
     if m.kind == "static":
         mixer = f"static monotonic mixer, embed {m.embed_dim}"
+    elif m.kind == "hyper":
+        mixer = f"small hypernetwork mixer, embed {m.embed_dim}, one state embedding of width {m.hypernet_embed}"
     elif spec.sums:
         mixer = _SUM_MIXERS[spec.algorithm]
     else:

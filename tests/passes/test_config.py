@@ -84,7 +84,7 @@ def test_every_pass_declares_documented_options():
     listed = describe_passes()
     assert [p["name"] for p in listed] == sorted(registered())
     by_name = {p["name"]: p for p in listed}
-    assert [o["name"] for o in by_name["approximate-mixer"]["options"]] == ["embed", "steps", "lr"]
+    assert [o["name"] for o in by_name["approximate-mixer"]["options"]] == ["goal", "embed", "max_hyper", "steps", "lr", "holdout", "rows"]
     assert by_name["prune"]["options"] == [{"name": "split", "type": "bool", "default": True,
                                             "doc": by_name["prune"]["options"][0]["doc"]}]
     assert all(o["doc"] and o["type"] in ("int", "float", "bool") for p in listed for o in p["options"])
