@@ -19,7 +19,8 @@ def add_parser(sub, common) -> None:
                         description="Run a pipeline of graph passes on the teacher (default: approximate the "
                         "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
                         "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
-                        "package, student.onnx, profile.json, report.md + report.html, record/, manifest.json) atomically.")
+                        "package, student.onnx, profile.json, report.md + report.html, record/, manifest.json) "
+                        "atomically.")
     p.add_argument("teacher", help=TEACHER_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--target", default="orin", help="profile name or path to a .toml profile")

@@ -104,7 +104,8 @@ def _signed_digests(sig: Path) -> dict[str, str]:
         statement = json.loads(base64.b64decode(envelope["payload"]))
         return {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise IntegrityError(f"{sig}: not a readable model-signing signature ({str(e).splitlines()[0][:100]})") from None
+        reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise IntegrityError(f"{sig}: not a readable model-signing signature ({reason})") from None
 
 
 def verify_signature(root: str | Path, public_key: str | Path) -> None:

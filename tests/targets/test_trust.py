@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _pem(key, path: Path, public: bool = False) -> Path:
     if public:
-        data = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        data = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
     else:
         data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                  serialization.NoEncryption())
