@@ -18,7 +18,7 @@ from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect", "profile", "compile_teacher", "CompileOptions",
-           "CompileOutput", "load_teacher_like", "certify"]
+           "CompileOutput", "load_teacher_like", "certify", "sign_bundle", "verify_bundle", "team_check"]
 
 
 @dataclass
@@ -171,3 +171,46 @@ def certify(policy_path: str | Path, teacher_path: str | Path | None = None, epi
     if teacher_path is not None:
         subjects.insert(0, _certify_subject(teacher_path, teacher_config, f"teacher ({Path(teacher_path).name})"))
     return certify_subjects(subjects, episodes, eps_scale, method)
+
+
+def sign_bundle(bundle: str | Path, key: str | Path) -> Path:
+    """Sign a compiled bundle in place with an EC private key (kdcc.sig, written atomically); the bundle must match
+    its manifest first. Returns the signature's path."""
+    from kdcc.targets.bundle.signing import sign_bundle as sign
+
+    _check_is_bundle(bundle)
+    return sign(bundle, key)
+
+
+def verify_bundle(bundle: str | Path, public_key: str | Path | None = None) -> dict:
+    """Check a bundle against its manifest and, given `public_key`, its signature. Raises
+    `kdcc.targets.bundle.integrity.IntegrityError` when it fails (tampered, unsigned, wrong key) and a plain
+    KdccError on bad input (not a bundle, an unreadable or unsupported key), which is checked first."""
+    from kdcc.targets.bundle.integrity import SIGNATURE, check_bundle
+    from kdcc.targets.bundle.signing import check_public_key, verify_signature
+
+    if public_key is not None:
+        check_public_key(public_key)
+    _check_is_bundle(bundle)
+    checked = check_bundle(bundle)
+    if public_key is not None:
+        verify_signature(bundle, public_key)
+    return {"bundle": str(bundle), "files": checked["files"], "signed": (Path(bundle) / SIGNATURE).is_file(),
+            "signature_checked_with": str(public_key) if public_key is not None else None}
+
+
+def _check_is_bundle(bundle: str | Path) -> None:
+    from kdcc.targets.bundle.integrity import MANIFEST
+
+    p = Path(bundle)
+    if not p.is_dir() or not ((p / "profile.json").is_file() or (p / MANIFEST).is_file()):
+        raise KdccError(f"{p}: not a kdcc bundle (no profile.json or {MANIFEST})")
+
+
+def team_check(selections: list[str]):
+    """Whether the roles selected from profile.json files (`PROFILE[#ROLE[:AGENT],...]`) make the team they were
+    trained in: a `kdcc.targets.bundle.team_check.TeamCheck` (ok, reason)."""
+    from kdcc.targets.bundle.team_check import load_selection
+    from kdcc.targets.bundle.team_check import team_check as check
+
+    return check([load_selection(s) for s in selections])

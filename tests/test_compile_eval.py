@@ -11,6 +11,7 @@ from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import Budget
+from kdcc.targets.bundle.integrity import MANIFEST, manifest_bytes
 from tests.conftest import FAST, make_tiny_teacher
 
 
@@ -41,6 +42,8 @@ def test_a_bundle_without_a_library_for_this_machine_runs_its_onnx_graph(compile
     for lib in doc["libraries"]:
         lib["arch"] = "aarch64"
     (cross / "profile.json").write_text(json.dumps(doc))
+    files = {f.relative_to(cross).as_posix(): f.read_bytes() for f in cross.rglob("*") if f.is_file()}
+    (cross / MANIFEST).write_bytes(manifest_bytes(files))  # as the compile would have written it
     via_onnx = evaluate(cross, episodes=3, seed=0)
     assert "student.onnx in ONNX Runtime" in capsys.readouterr().err
     assert via_onnx.mean == pytest.approx(evaluate(out.out_dir, episodes=3, seed=0).mean, abs=1e-9)

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from kdcc import __version__
-from kdcc.cli import calibrate, certify, check, collect, convert, inspect, passes, profile
+from kdcc.cli import calibrate, certify, check, collect, convert, inspect, passes, profile, sign, team_check, verify
 from kdcc.cli import compile as compile_
 from kdcc.cli import eval as eval_
 from kdcc.cli.help import polish
@@ -24,11 +24,13 @@ EXAMPLES = """examples:
   kdcc profile examples/spread_teacher.pt --target orin
   kdcc compile examples/spread_teacher.pt --target orin -o build/
   kdcc certify build/ --teacher examples/spread_teacher.pt
+  kdcc verify build/ --key pub.pem
 """
 
 
 # in the order `kdcc --help` lists them
-COMMANDS = (eval_, collect, profile, compile_, certify, passes, check, calibrate, convert, inspect)
+COMMANDS = (eval_, collect, profile, compile_, certify, sign, verify, team_check, passes, check, calibrate, convert,
+            inspect)
 
 
 class _Parser(argparse.ArgumentParser):

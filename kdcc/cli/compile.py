@@ -19,7 +19,8 @@ def add_parser(sub, common) -> None:
                         description="Run a pipeline of graph passes on the teacher (default: approximate the "
                         "mixer, prune to the target's cost budget, distill, fuse the team graph, fold constants), "
                         "then build TVM libraries for the target and write the bundle (lib/, include/, CMake "
-                        "package, student.onnx, profile.json, report.md + report.html, record/) atomically.")
+                        "package, student.onnx, profile.json, report.md + report.html, record/, manifest.json) "
+                        "atomically.")
     p.add_argument("teacher", help=TEACHER_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
@@ -51,6 +52,8 @@ def add_parser(sub, common) -> None:
                     help="re-run prune+distill at 1/4, 1/2 and 2x the budget, score each in MPE, and add the "
                     "budget-vs-score front to report.md/report.html (and pareto.json)")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
+    p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
+                   "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -63,7 +66,7 @@ def run(args) -> int:
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, options=pass_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
-                          build=not args.no_build)
+                          build=not args.no_build, sign_key=args.sign_key)
     if args.json:
         from kdcc.reports.compile_json import compile_json
 

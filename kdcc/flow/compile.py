@@ -6,7 +6,8 @@
     passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
     studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional)
     reports         report.md, report.html and record/ as bytes
-    bundle          the TVM backend writes the bundle atomically (or the reports alone with --no-build)
+    bundle          the TVM backend writes the bundle atomically, with its manifest and, given a key, signed
+                    (or the reports alone with --no-build)
     record          --record DIR, after the bundle: a failed build replaces neither
 
 A failure at any stage — including Ctrl-C — leaves no partial output and an
@@ -88,7 +89,8 @@ def _report_files(result: CompileResult, sections, figures, study_files: dict[st
             **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
 
 
-def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool):
+def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool,
+                  sign_key: Path | None):
     """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
     from kdcc.ir.agent_step import MonitorStep
     from kdcc.ir.program import trace
@@ -102,12 +104,20 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
-                        robot_costs=robot_costs(program, result.profile))
+                        robot_costs=robot_costs(program, result.profile), sign_key=sign_key)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
-                    force: bool = False, record: str | Path | None = None, build: bool = True) -> CompileOutput:
+                    force: bool = False, record: str | Path | None = None, build: bool = True,
+                    sign_key: str | Path | None = None) -> CompileOutput:
+    """`sign_key`: an EC private key (PEM) to sign the bundle with; checked before any work."""
     out_dir = Path(out) if out is not None else None
+    if sign_key is not None:
+        from kdcc.targets.bundle.signing import check_private_key
+
+        if out_dir is None or not build:
+            raise KdccError(f"--sign-key {sign_key}: there is no bundle to sign without -o and a build")
+        sign_key = check_private_key(sign_key)
     for directory in (out_dir, Path(record) if record is not None else None):
         if directory is not None:
             check_output_dir(directory, force)
@@ -125,7 +135,7 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         if out_dir is not None:
             files = _report_files(result, sections, figures, study_files, rec_files)
             if build:
-                bundle = _write_bundle(result, out_dir, files, force)
+                bundle = _write_bundle(result, out_dir, files, force, sign_key)
             else:
                 atomic_write_tree(out_dir, files)
     if record is not None:

@@ -133,7 +133,7 @@ def update_golden(record: str | Path, golden: str | Path, tol: Tolerances,
         raise KdccError(f"--update: {golden} is the record itself")
     if golden.exists() and not golden.is_dir():
         raise KdccError(f"--update: golden {golden} exists and is not a directory")
-    is_record = (golden / "manifest.json").is_file()
+    is_record = (golden / "manifest.json").is_file() and not (golden / "profile.json").is_file()  # not a bundle
     if golden.is_dir() and any(golden.iterdir()) and not is_record:
         raise KdccError(f"--update: golden {golden} is a non-empty directory that is not a record; not replacing it")
     if not golden.resolve().parent.is_dir():

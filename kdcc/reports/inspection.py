@@ -123,7 +123,46 @@ def _bundle(root: Path) -> dict[str, Any]:
             "verification": doc.get("verification", {}),
             "summary": _spec_summary(spec) if spec else {}, "sizes": sizes,
             "reports": [n for n in ("report.md", "report.html") if (root / n).is_file()],
-            "record": (root / "record" / "manifest.json").is_file()}
+            "record": (root / "record" / "manifest.json").is_file(),
+            "roles": [_role(r) for r in doc.get("robots", []) if isinstance(r, dict)], "trust": _trust(root)}
+
+
+def _role(robot: dict[str, Any]) -> dict[str, Any]:
+    """A role's profile (profile.json v2 `robots` entry) in a few words: contract, team, envelope per device."""
+    obs, actions, team = robot.get("observation", {}), robot.get("actions") or {}, robot.get("trained_for", {})
+    if "inputs" in obs:
+        reads = ", ".join(f"{i['name']} [{i['size']}]" for i in obs["inputs"])
+    elif obs:
+        reads = f"own observation, size {_sizes(obs['size'])} (padded to {obs['padded_to']}), {obs['dtype']}"
+    else:
+        reads = f"own observation, size {robot.get('obs_dim')}"
+    needs = robot.get("needs_from_others")
+    envelope = {device: {"latency_us": e.get("latency_us"), "energy_uj": e.get("energy_uj"), **e.get("memory", {})}
+                for device, e in robot.get("envelope", {}).get("per_step", {}).items()}
+    return {"role": robot.get("role"), "agents": robot.get("agents", []), "reads": reads,
+            "actions": _sizes(actions["count"]) if actions else None,
+            "needs_from_others": "nothing (decentralised)" if needs == [] else needs,
+            "trained_for": (f"{team['n_agents']} agents ({', '.join(team['composition'])}) in {team['env']['id']}"
+                            if team else None), "envelope_estimated": envelope}
+
+
+def _sizes(per_agent: dict[str, int]) -> str:
+    values = sorted(set(per_agent.values()))
+    return str(values[0]) if len(values) == 1 else ", ".join(f"agent {a}: {n}" for a, n in per_agent.items())
+
+
+def _trust(root: Path) -> dict[str, Any]:
+    """Whether the files match manifest.json (or why not), and whether kdcc.sig is there (its key is not known here)."""
+    from kdcc.core.errors import KdccError
+    from kdcc.targets.bundle.integrity import SIGNATURE, check_bundle
+
+    try:
+        integrity = f"matches manifest.json ({check_bundle(root)['files']} files)"
+    except KdccError as e:
+        integrity = str(e).removeprefix(f"{root}: ")
+    signed = (root / SIGNATURE).is_file()
+    return {"integrity": integrity, "signature": f"{SIGNATURE} (check it: kdcc verify BUNDLE --key PUB.pem)"
+            if signed else "not signed"}
 
 
 def _record(root: Path) -> dict[str, Any]:
@@ -180,6 +219,21 @@ def _lines(pairs: list[tuple[str, Any]]) -> list[str]:
     return [f"{k:<{width}}  {_fmt(v)}" for k, v in pairs]
 
 
+def _role_lines(r: dict[str, Any]) -> list[str]:
+    lines = [f"role {r['role']}" + (f" (agents {_fmt(r['agents'])})" if r["agents"] else ""),
+             f"  reads              {r['reads']}"]
+    if r["actions"] is not None:
+        lines.append(f"  actions            {r['actions']}")
+    lines.append(f"  needs from others  {_fmt(r['needs_from_others'])}")
+    if r["trained_for"]:
+        lines.append(f"  trained for        {r['trained_for']}")
+    for device, e in r["envelope_estimated"].items():
+        step = (f"per step (estimated) {e['latency_us']:.2f} µs, {e['energy_uj']:.3g} µJ, {e['model_bytes']:,} B "
+                "moved; " if e.get("latency_us") is not None else "not costed; ")
+        lines.append(f"  {device:<18} {step}library {e['library_bytes']:,} B")
+    return lines
+
+
 def render_inspect(info: dict[str, Any]) -> str:
     kind, s = info["kind"], info.get("summary", {})
     head = [("kind", kind), ("path", info["path"])]
@@ -213,8 +267,9 @@ def render_inspect(info: dict[str, Any]) -> str:
             pairs.append(("fidelity", f"agreement {f.get('action_agreement', 0):.3f}, "
                                       f"max|ΔQ| {f.get('max_abs_dq', 0):.3g}"))
         pairs += [("pipeline", info["pipeline"]), ("reports", info["reports"]),
-                  ("sizes (bytes)", info["sizes"])]
-        out = _lines(pairs)
+                  ("sizes (bytes)", info["sizes"]), ("integrity", info["trust"]["integrity"]),
+                  ("signature", info["trust"]["signature"])]
+        out = _lines(pairs) + [line for r in info["roles"] for line in _role_lines(r)]
     else:
         pairs = head + [("target", info["target"]), ("pipeline", info["pipeline"]), ("seed", info["seed"]),
                         ("budget", info["budget"])]

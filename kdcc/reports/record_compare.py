@@ -128,7 +128,8 @@ def load_record(path: str | Path, role: str = "record") -> Record:
     p = Path(path)
     if not p.is_dir():
         raise KdccError(f"{role} {p}: no such directory")
-    if not (p / "manifest.json").is_file() and (p / "record" / "manifest.json").is_file():
+    is_bundle = (p / "profile.json").is_file()  # its own manifest.json lists files, not passes
+    if (p / "record" / "manifest.json").is_file() and (is_bundle or not (p / "manifest.json").is_file()):
         p = p / "record"  # a bundle written by `kdcc compile -o`
     manifest_path = p / "manifest.json"
     if not manifest_path.is_file():

@@ -21,6 +21,7 @@ from kdcc.ir.agent_step import agent_example_inputs, agent_step
 from kdcc.ir.roles import team_roles
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.qmix import RNNAgent
+from kdcc.targets.bundle.integrity import check_bundle
 
 __all__ = ["bundle_agent_networks"]
 
@@ -67,7 +68,8 @@ def _check_against_onnx(path: Path, spec: MarlSpec, role, net: nn.Module) -> Non
 
 
 def bundle_agent_networks(root: str | Path) -> tuple[MarlSpec, dict[str, nn.Module]]:
-    """(spec, {role: network}) of a compiled bundle, each network checked against its ONNX graph."""
+    """(spec, {role: network}) of a compiled bundle, each network checked against its ONNX graph; a bundle whose
+    files differ from its manifest is refused."""
     root = Path(root)
     try:
         doc = json.loads((root / "profile.json").read_text())
@@ -75,6 +77,7 @@ def bundle_agent_networks(root: str | Path) -> tuple[MarlSpec, dict[str, nn.Modu
         robots = {r["role"]: r for r in doc["robots"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KdccError(f"{root}: no per-robot agents in this bundle ({e}); recompile it") from None
+    check_bundle(root)
     networks = {}
     for role in team_roles(spec):
         if role.name not in robots or "onnx" not in robots[role.name]:

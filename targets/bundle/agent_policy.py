@@ -20,6 +20,7 @@ from kdcc.ir.agent_step import agent_example_inputs
 from kdcc.ir.roles import Role, role_of
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.agents import DecentralisedPolicy
+from kdcc.targets.bundle.integrity import check_bundle
 
 __all__ = ["open_agent_policies"]
 
@@ -71,7 +72,8 @@ def _onnx_call(root: Path, robot: dict, role: Role):
 
 
 def open_agent_policies(path: str | Path, runner: str = "auto") -> tuple[MarlSpec, DecentralisedPolicy, str]:
-    """(spec, the team of independently loaded robots, what runs); `runner`: auto | library | onnx."""
+    """(spec, the team of independently loaded robots, what runs); `runner`: auto | library | onnx.
+    A bundle whose files differ from its manifest is refused."""
     root = Path(path)
     try:
         doc = json.loads((root / "profile.json").read_text())
@@ -79,6 +81,7 @@ def open_agent_policies(path: str | Path, runner: str = "auto") -> tuple[MarlSpe
         robots = {r["role"]: r for r in doc["robots"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise KdccError(f"{root}: no per-robot libraries in this bundle ({e}); recompile it") from None
+    check_bundle(root)
     agents, runs = [], set()
     for i in range(spec.n_agents):
         role = role_of(spec, i)

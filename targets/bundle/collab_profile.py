@@ -21,7 +21,7 @@ from kdcc.targets.profile import TargetProfile
 __all__ = ["FORMAT", "VERSION", "collaboration_profile", "output_meanings"]
 
 FORMAT = "kdcc-bundle"
-VERSION = 1
+VERSION = 2  # 2: per role observation, actions, needs_from_others, trained_for, envelope (docs/profile-format.md)
 
 
 def output_meanings(spec: MarlSpec) -> dict[str, str]:

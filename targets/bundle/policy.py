@@ -59,23 +59,29 @@ class _OnnxPolicy:
         return actions
 
 
-def open_bundle(bundle_dir: str | Path):
-    """The bundle's library for this machine as a `HostPolicy` (for `kdcc eval BUNDLE_DIR`).
-
-    Raises KdccError when the directory is not a kdcc bundle or holds no library that runs here
-    (an orin bundle is aarch64 only).
-    """
+def _profile(root: Path) -> tuple[dict, MarlSpec]:
     from kdcc.targets.bundle.collab_profile import FORMAT
-    from kdcc.targets.tvm.runtime import HostPolicy  # lazy: pulls in TVM
 
-    root = Path(bundle_dir)
     try:
         doc = json.loads((root / "profile.json").read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"format is {doc.get('format')!r}")
-        spec = MarlSpec.from_dict(doc["spec"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return doc, MarlSpec.from_dict(doc["spec"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise KdccError(f"{root}: not a kdcc bundle ({e})") from None
+
+
+def open_bundle(bundle_dir: str | Path):
+    """The bundle's library for this machine as a `HostPolicy` (for `kdcc eval BUNDLE_DIR`).
+
+    Raises KdccError when the directory is not a kdcc bundle or holds no library that runs here
+    (an orin bundle is aarch64 only). Its files are not checked against the manifest here:
+    `open_bundle_policy` does that.
+    """
+    from kdcc.targets.tvm.runtime import HostPolicy  # lazy: pulls in TVM
+
+    root = Path(bundle_dir)
+    doc, spec = _profile(root)
     here = [lib for lib in doc.get("libraries", []) if lib.get("arch") == platform.machine() and lib.get("kind") == "cpu"]
     if not here:
         have = ", ".join(f"{lib['device']} ({lib['arch']})" for lib in doc.get("libraries", []))
@@ -85,8 +91,12 @@ def open_bundle(bundle_dir: str | Path):
 
 def open_bundle_policy(path: str | Path, runner: str = "auto"):
     """(spec, policy, what runs) for a bundle directory; `runner`: auto (the host library when one runs
-    here, else student.onnx) | library | onnx."""
+    here, else student.onnx) | library | onnx. A bundle whose files differ from its manifest is refused."""
+    from kdcc.targets.bundle.integrity import check_bundle
+
     os.environ.setdefault("TVM_NUM_THREADS", "1")  # tiny graphs: waking a thread pool costs more
+    _, spec = _profile(Path(path))
+    check_bundle(path)
     if runner != "onnx":
         try:
             library = open_bundle(path)
@@ -95,5 +105,4 @@ def open_bundle_policy(path: str | Path, runner: str = "auto"):
             if (runner == "library" or "no library in this bundle runs" not in str(e)
                     or not (Path(path) / "student.onnx").is_file()):
                 raise
-    spec = MarlSpec.from_dict(json.loads((Path(path) / "profile.json").read_text())["spec"])
     return spec, _OnnxPolicy(Path(path) / "student.onnx", spec), "student.onnx in ONNX Runtime (no library here)"

@@ -21,6 +21,8 @@ from torch import nn
 
 from kdcc.ir.spec import MarlSpec
 from kdcc.targets.bundle.collab_profile import collaboration_profile
+from kdcc.targets.bundle.integrity import MANIFEST, SIGNATURE, manifest_bytes
+from kdcc.targets.bundle.robot_profile import robot_entry
 from kdcc.targets.bundle.sources import bundle_sources
 from kdcc.targets.profile import TargetProfile
 
@@ -50,6 +52,8 @@ class Build:
     monitor: nn.Module | None = None  # the team monitor (mixer approximation), for a central station
     roles: list = field(default_factory=list)  # RoleArtifact per role, then the monitor's
     robot_costs: dict[str, Any] = field(default_factory=dict)  # role -> the cost model's per-robot estimate
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # the compile's own files: reports, record/
+    sign_key: Path | None = None  # an EC private key (PEM) to sign the bundle with, checked before the build
 
 
 class Stage(NamedTuple):
@@ -174,28 +178,12 @@ def _weights_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _robot(spec: MarlSpec, name: str) -> dict[str, Any]:
-    """What a per-robot library is and what it needs at run time (nothing from other agents)."""
-    from kdcc.ir.roles import team_roles
-
-    if name == "monitor":
-        return {"role": "monitor", "runs_on": "a central station (optional: not needed to act)",
-                "needs_at_run_time": ["every agent's chosen Q-value", "the global state"], "produces": ["q_tot"]}
-    role = next(r for r in team_roles(spec) if r.name == name)
-    needs = ["its own observation"] + (["its agent index, fixed at create"] if role.shared else [])
-    return {"role": role.name, "agents": list(role.agents), "runs_on": "each robot of these agents",
-            "needs_at_run_time": needs, "keeps_inside": ["hidden state", "its own last action"],
-            "obs_dim": role.obs_dim, "n_actions": role.n_actions, "hidden_dim": role.hidden_dim,
-            "network": "shared" if role.shared else "own", "produces": ["action", "q"]}
-
-
 def write_profile(b: Build) -> None:
     """profile.json: the collaboration profile (what the team needs to run), with hashes of what made it."""
     hashes = {"student.onnx": _sha256(b.student_onnx), "student_weights": _weights_sha256(b.module),
               "inputs": {str(p): _sha256(Path(p).read_bytes()) for p in b.inputs}}
-    robots = [{**_robot(b.spec, art.name), "libraries": art.libraries, "onnx": art.onnx,
-               "verification": art.verification, **({"cost": b.robot_costs[art.name]}
-                                                     if art.name in b.robot_costs else {})} for art in b.roles]
+    student = {"weights_sha256": hashes["student_weights"], "onnx_sha256": hashes["student.onnx"]}
+    robots = [robot_entry(b.spec, art, b.robot_costs.get(art.name), student) for art in b.roles]
     doc = collaboration_profile(b.spec, b.profile, [lib.record(b.work) for lib in b.libraries], b.runtime_record,
                                 b.verification, hashes, b.meta, robots)
     b.files["profile.json"] = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
@@ -211,6 +199,34 @@ def write_depfile(b: Build) -> None:
     b.files["policy.d"] = (f"{target}: {deps}\n" if b.inputs else f"{target}:\n").encode()
 
 
+def add_extra_files(b: Build) -> None:
+    """The compile's files beside the build's (report.md, report.html, record/, pareto.json): none may replace
+    one of the bundle's own or sit where one of its directories is."""
+    from kdcc.core.errors import KdccError
+
+    for rel, data in sorted(b.extra_files.items()):
+        if rel in b.files or rel in (MANIFEST, SIGNATURE) or any(
+                p.startswith(rel + "/") or rel.startswith(p + "/") for p in b.files):
+            raise KdccError(f"bundle: extra file {rel!r} clashes with the bundle layout or leaves it")
+        b.files[rel] = data
+    b.files = dict(sorted(b.files.items()))
+
+
+def write_manifest(b: Build) -> None:
+    """manifest.json: every file above with its sha256 and size, checked by whatever opens the bundle to run it."""
+    b.files[MANIFEST] = manifest_bytes(b.files)
+
+
+def sign(b: Build) -> None:
+    """kdcc.sig, when a key was given: the files (manifest.json included) signed with model-signing, in a scratch
+    copy, so the bundle is published signed or not at all."""
+    if b.sign_key is None:
+        return
+    from kdcc.targets.bundle.signing import sign_tree
+
+    b.files[SIGNATURE] = sign_tree(b.files, b.sign_key, b.work / ".sign")
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("lower", lower),                              # team step -> Relax
     Stage("onnx", export_onnx),                         # student.onnx
@@ -223,4 +239,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("sources", write_sources),                    # include/, src/, CMakeLists.txt, CMake package
     Stage("collaboration-profile", write_profile),      # profile.json
     Stage("depfile", write_depfile),                    # policy.d
+    Stage("extra-files", add_extra_files),              # report.md, report.html, record/: the compile's own
+    Stage("manifest", write_manifest),                  # manifest.json: every file's sha256 and size
+    Stage("sign", sign),                                # kdcc.sig (with --sign-key only)
 )

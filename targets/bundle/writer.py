@@ -9,6 +9,8 @@
     student.onnx                       the same team step, for inspection
     profile.json                       the collaboration profile (what the team needs to run)
     policy.d                           Make/Ninja depfile: rerun kdcc only when inputs change
+    manifest.json                      every other file's sha256 and size (targets/bundle/integrity.py)
+    kdcc.sig                           with a signing key: model-signing's signature (targets/bundle/signing.py)
 
 `write_bundle` first checks what would otherwise fail late (the output directory, the input
 files, the TVM runtime of every architecture the target needs: it is never fetched here),
@@ -16,7 +18,8 @@ then runs the named stages of `stages.STAGES`, then publishes the bundle.
 Atomic: the bundle is published with `kdcc.core.fileio.atomic_write_tree` (written beside the
 output, renamed at the end); on any failure or Ctrl-C an existing bundle is left untouched.
 Reproducible: fixed work-dir names, no timestamps, sorted JSON, and linkers told to keep
-paths out (see tvm/build.py), so the same inputs give byte-identical bundles.
+paths out (see tvm/build.py), so the same inputs give byte-identical bundles (but kdcc.sig:
+ECDSA signatures are randomised).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_tree
 from kdcc.core.interrupt import check_interrupted
 from kdcc.ir.spec import MarlSpec
+from kdcc.targets.bundle.integrity import MANIFEST, SIGNATURE
 from kdcc.targets.bundle.stages import STAGES, Build
 from kdcc.targets.profile import TargetProfile
 
@@ -55,7 +59,7 @@ def _check_output(out_dir: Path, force: bool) -> None:
 
 def _check_extra_files(extra_files: dict[str, bytes]) -> None:
     for rel in extra_files:
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or rel in (MANIFEST, SIGNATURE):
             raise KdccError(f"bundle: extra file {rel!r} clashes with the bundle layout or leaves it")
 
 
@@ -75,16 +79,6 @@ def bundle_runtime(profile: TargetProfile) -> dict[str, dict[str, Path]]:
     return {arch: runtime_libraries(arch, with_cuda=cuda) for arch, cuda in sorted(arches.items())}
 
 
-def _bundle_files(build: Build, extra_files: dict[str, bytes]) -> dict[str, bytes]:
-    """The stages' files plus the caller's (report.md, record/, ...), which may not replace one."""
-    files = dict(build.files)
-    for rel, data in sorted(extra_files.items()):
-        if rel in files or any(p.startswith(rel + "/") or rel.startswith(p + "/") for p in files):
-            raise KdccError(f"bundle: extra file {rel!r} clashes with the bundle layout or leaves it")
-        files[rel] = data
-    return dict(sorted(files.items()))
-
-
 def _sizes(files: dict[str, bytes]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for rel, data in files.items():
@@ -97,7 +91,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
                  force: bool = False, extra_files: dict[str, bytes] | None = None,
                  meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = (),
                  agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
-                 robot_costs: dict[str, Any] | None = None) -> BundleResult:
+                 robot_costs: dict[str, Any] | None = None, sign_key: str | Path | None = None) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
 
     `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
@@ -106,7 +100,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
 
     `meta` is merged into profile.json (e.g. the cost envelope and fidelity figures);
     `inputs` are the files the bundle was made from (teacher, profile, dataset): hashed into
-    profile.json and listed in policy.d.
+    profile.json and listed in policy.d. `sign_key` (an EC private key, PEM): the bundle is published signed.
     """
     out_dir = Path(out_dir)
     _check_output(out_dir, force)
@@ -116,16 +110,21 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     extra_files = dict(extra_files or {})
     _check_extra_files(extra_files)
     runtime = bundle_runtime(profile)
+    if sign_key is not None:
+        from kdcc.targets.bundle.signing import check_private_key
+
+        sign_key = check_private_key(sign_key)
     work = out_dir.parent / f".{out_dir.name}.kdcc-tmp"
     shutil.rmtree(work, ignore_errors=True)  # left by a build that was killed
     work.mkdir(parents=True)
     try:
         build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
-                      agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}))
+                      agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}),
+                      extra_files=extra_files, sign_key=sign_key)
         for stage in STAGES:
             stage.run(build)
             check_interrupted()  # a Ctrl-C that TVM swallowed stops the build at the next stage
-        files = _bundle_files(build, extra_files)
+        files = build.files
         atomic_write_tree(out_dir, files)
     finally:
         shutil.rmtree(work, ignore_errors=True)

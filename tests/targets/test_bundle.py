@@ -61,7 +61,8 @@ def test_collaboration_profile_and_depfile(host_bundle):
 
 def test_the_stages_read_as_the_story_of_a_build():
     assert [s.name for s in STAGES] == ["lower", "onnx", "build", "verification-host-build", "verify",
-                                        "roles", "monitor", "runtime-libs", "sources", "collaboration-profile", "depfile"]
+                                        "roles", "monitor", "runtime-libs", "sources", "collaboration-profile", "depfile",
+                                        "extra-files", "manifest", "sign"]
     assert all(s.run.__doc__ for s in STAGES)
 
 
