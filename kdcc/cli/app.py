@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from kdcc import __version__
-from kdcc.cli import calibrate, certify, check, collect, convert, inspect, passes, profile
+from kdcc.cli import calibrate, certify, check, collect, convert, inspect, measure, passes, profile
 from kdcc.cli import compile as compile_
 from kdcc.cli import eval as eval_
 from kdcc.cli.help import polish
@@ -28,7 +28,7 @@ EXAMPLES = """examples:
 
 
 # in the order `kdcc --help` lists them
-COMMANDS = (eval_, collect, profile, compile_, certify, passes, check, calibrate, convert, inspect)
+COMMANDS = (eval_, collect, profile, compile_, certify, measure, passes, check, calibrate, convert, inspect)
 
 
 class _Parser(argparse.ArgumentParser):
