@@ -50,12 +50,14 @@ class BuiltLibrary:
     linker: str
     seconds: float
     gpu: dict[str, str] = field(default_factory=dict)  # image kind, PTX ISA, nvcc/CUDA versions
+    tuning: dict[str, Any] = field(default_factory=dict)  # --tune: trials, cache, tuned vs untuned µs
 
     def record(self, root: Path) -> dict[str, Any]:
         """JSON-able description with the path relative to `root`."""
         return {"device": self.device, "kind": self.kind, "arch": self.arch,
                 "path": self.path.relative_to(root).as_posix(), "tvm_target": self.target,
-                "linker": self.linker, **({"gpu": self.gpu} if self.gpu else {})}
+                "linker": self.linker, **({"gpu": self.gpu} if self.gpu else {}),
+                **({"tuning": self.tuning} if self.tuning else {})}
 
 
 def _resolve_cpu(target: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +117,11 @@ def _filtered_native_stderr(drop: tuple[str, ...] = _BENIGN_NATIVE_WARNINGS):
 
 
 def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_path: Path,
-                  workdir: Path) -> BuiltLibrary:
-    """Compile `relax_mod` for one device and export it to `out_path` (a shared library)."""
+                  workdir: Path, tune=None) -> BuiltLibrary:
+    """Compile `relax_mod` for one device and export it to `out_path` (a shared library).
+
+    `tune` (a `tune.TuneOptions`, CPU devices only): MetaSchedule-tuned kernels, and the untuned
+    library built beside it so the record says what tuning bought, measured."""
     import tvm
     from tvm import relax
 
@@ -139,7 +144,13 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         extra["fpack_imports"] = toolchain.pack_cuda_imports(gpu, str(target.arch))
         hook = toolchain.cuda_compile_callback(gpu, str(target.arch), workdir)
     pipeline = relax.get_default_pipeline(target)
-    if target.kind.name == "llvm":  # CPU devices: kdcc's schedule for small GEMMs; GPUs keep TVM's
+    tuning: dict[str, Any] = {}
+    if target.kind.name == "llvm" and tune is not None:
+        from kdcc.targets.tvm.tune import tuned_pipeline
+
+        cross = toolchain.linker_for(arch, where)[1] if arch != platform.machine() else None
+        pipeline, tuning = tuned_pipeline(relax_mod, target, tune, cross)
+    elif target.kind.name == "llvm":  # CPU devices: kdcc's schedule for small GEMMs; GPUs keep TVM's
         from kdcc.targets.tvm.schedules import cpu_pipeline
 
         pipeline = cpu_pipeline(target)
@@ -165,5 +176,11 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         raise KdccError(f"{where}: linking {out_path.name} with {linker} failed ({detail})") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if tuning:
+        from kdcc.targets.tvm.tune import compare
+
+        untuned = build_library(relax_mod, device, profile, out_path.parent / ".untuned" / out_path.name, workdir)
+        tuning.update(compare(out_path, untuned.path, relax_mod, arch, tune))
+        shutil.rmtree(untuned.path.parent, ignore_errors=True)
     return BuiltLibrary(device.name, device.kind, arch, out_path, target_dict, linker,
-                        time.perf_counter() - started, gpu)
+                        time.perf_counter() - started, gpu, tuning)

@@ -111,7 +111,7 @@ class Timer:
         data = library.read_bytes()
         name = f"kdcc-{hashlib.sha256(data).hexdigest()[:16]}-{library.name}"
         try:
-            self._session.upload(data, name)
+            self._session.upload(bytearray(data), name)
             return self._session.load_module(name)
         except Exception as e:  # the server's error, e.g. an ELF of another machine
             raise KdccError(f"{library}: the remote device cannot load it ({' '.join(str(e).split())[:200]})") from None

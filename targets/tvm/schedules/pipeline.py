@@ -25,7 +25,7 @@ from kdcc.targets.tvm.schedules.blocks import already_scheduled
 from kdcc.targets.tvm.schedules.elementwise import schedule_elementwise
 from kdcc.targets.tvm.schedules.matmul import schedule_matmul
 
-__all__ = ["vector_lanes", "fast_math_legalizations", "cpu_pipeline", "KdccCpuSchedule"]
+__all__ = ["vector_lanes", "fast_math_legalizations", "prepare_passes", "cpu_pipeline", "KdccCpuSchedule"]
 
 
 def _as_target(target: Any):
@@ -67,28 +67,37 @@ def fast_math_legalizations() -> dict:
             "relax.tanh": legalize(topi.fast_tanh, topi.tanh)}
 
 
-def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True):
-    """TVM's cpu_generic default Relax pipeline with kdcc's CPU schedule (module docstring)."""
+def prepare_passes(target: Any, fast_math: bool = True) -> list:
+    """Library dispatch and legalization (FoldConstant, FuseOps, FuseTIR): the fused kernels that the
+    schedules, and MetaSchedule's tuning (`tune.py`), work on."""
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    target = _as_target(target)
+    passes = cpu.legalize_passes(target)
+    if fast_math:
+        passes = [relax.transform.LegalizeOps(fast_math_legalizations())
+                  if p.info.name == "LegalizeOps" else p for p in passes]
+    return cpu.library_dispatch_passes(target) + passes
+
+
+def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True, database_dir=None):
+    """TVM's cpu_generic default Relax pipeline with kdcc's CPU schedule (module docstring);
+    `database_dir`: a MetaSchedule database whose tuned kernels replace kdcc's schedule (`tune.py`)."""
     import tvm
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     target = _as_target(target)
     lanes = lanes or vector_lanes(target)
-
-    def legalize_passes():
-        passes = cpu.legalize_passes(target)
-        if fast_math:
-            passes = [relax.transform.LegalizeOps(fast_math_legalizations())
-                      if p.info.name == "LegalizeOps" else p for p in passes]
-        return passes
+    tuned = [] if database_dir is None else [relax.transform.MetaScheduleApplyDatabase(str(database_dir))]
 
     @tvm.transform.module_pass(opt_level=0, name="KdccCpuPipeline")
     def _pipeline(mod, _ctx):
         with target:
             seq = tvm.transform.Sequential(
-                cpu.library_dispatch_passes(target)
-                + legalize_passes()
+                prepare_passes(target, fast_math)
+                + tuned
                 + [KdccCpuSchedule(lanes), relax.transform.SplitLayoutRewritePreproc(),
                    relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()]
                 + cpu.dataflow_lower_passes(target)
