@@ -10,7 +10,20 @@ import argparse
 import sys
 
 from kdcc import __version__
-from kdcc.cli import calibrate, certify, check, collect, convert, inspect, passes, profile, sign, team_check, verify
+from kdcc.cli import (
+    calibrate,
+    certify,
+    check,
+    collect,
+    convert,
+    inspect,
+    measure,
+    passes,
+    profile,
+    sign,
+    team_check,
+    verify,
+)
 from kdcc.cli import compile as compile_
 from kdcc.cli import eval as eval_
 from kdcc.cli.help import polish
@@ -29,8 +42,8 @@ EXAMPLES = """examples:
 
 
 # in the order `kdcc --help` lists them
-COMMANDS = (eval_, collect, profile, compile_, certify, sign, verify, team_check, passes, check, calibrate, convert,
-            inspect)
+COMMANDS = (eval_, collect, profile, compile_, certify, measure, sign, verify, team_check, passes, check, calibrate,
+            convert, inspect)
 
 
 class _Parser(argparse.ArgumentParser):

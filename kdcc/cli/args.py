@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdcc.core.errors import KdccError
 
-__all__ = ["parse_amount", "budget_from_args", "pass_options", "pass_names"]
+__all__ = ["parse_amount", "budget_from_args", "pass_options", "pass_names", "add_rpc_args", "remote_from_args"]
 
 _SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
 
@@ -54,3 +54,18 @@ def pass_options(pairs) -> dict[str, str]:
 
 def pass_names(text):
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def add_rpc_args(p) -> None:
+    """--rpc-tracker/--rpc-key/--rpc: where a command reaches the device through TVM RPC."""
+    p.add_argument("--rpc-tracker", metavar="HOST:PORT", help="a TVM RPC tracker the device's rpc_server is "
+                   "registered with (python -m tvm.exec.rpc_tracker)")
+    p.add_argument("--rpc-key", metavar="KEY", help="the key the device registered with the tracker")
+    p.add_argument("--rpc", metavar="HOST:PORT", help="one TVM RPC server to use directly, without a tracker")
+
+
+def remote_from_args(args):
+    """The RPC options as a kdcc.targets.tvm.rpc.Remote, or None to run on this machine."""
+    from kdcc.targets.tvm.rpc import parse_remote
+
+    return parse_remote(args.rpc_tracker, args.rpc_key, args.rpc)

@@ -20,7 +20,7 @@ from typing import Any
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import sha256_file
 
-__all__ = ["IntegrityError", "MANIFEST", "SIGNATURE", "check_bundle", "diff_files", "manifest_bytes",
+__all__ = ["IntegrityError", "update_manifest", "MANIFEST", "SIGNATURE", "check_bundle", "diff_files", "manifest_bytes",
            "read_manifest", "tree_digests"]
 
 MANIFEST = "manifest.json"
@@ -98,3 +98,16 @@ def check_bundle(root: str | Path) -> dict[str, Any]:
     if diffs:
         raise IntegrityError(f"{root}: does not match its {MANIFEST}: {_summary(diffs)}")
     return {"manifest": MANIFEST, "files": len(expected)}
+
+
+def update_manifest(root: str | Path, rel: str) -> bool:
+    """After kdcc itself rewrote `rel` in a checked bundle (kdcc measure's profile.json): its new digest in
+    manifest.json. Returns whether the bundle was signed: the signature then no longer matches (re-sign)."""
+    from kdcc.core.fileio import atomic_write_bytes
+
+    root = Path(root)
+    doc = json.loads((root / MANIFEST).read_text())
+    data = (root / rel).read_bytes()
+    doc["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    atomic_write_bytes(root / MANIFEST, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    return (root / SIGNATURE).is_file()
