@@ -125,7 +125,7 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
 def _run_with_keep(program, names, ctx, probe, instruments, opts):
     """The passes before prune, the --keep search from there, then prune onward at the chosen width: the
     records read as one pipeline, prune's carrying the search's decision."""
-    from kdcc.flow.keep import keep_search
+    from kdcc.flow.keep import keep_decision, keep_search
 
     first = names.index("prune")
     head, records = run_pipeline(program, names[:first], ctx, probe, instruments)
@@ -134,7 +134,7 @@ def _run_with_keep(program, names, ctx, probe, instruments, opts):
     shifted = [lambda r, p, inst=inst: r.index and inst(replace(r, index=r.index + first), p) for inst in instruments]
     program, tail = run_pipeline(head, names[first:], ctx, probe, shifted)
     records += [replace(r, index=r.index + first) for r in tail[1:]]  # tail[0]: `head` again
-    records[first + 1].decisions["keep"] = search
+    records[first + 1].decisions["keep"] = keep_decision(search)
     return program, records, ctx, search
 
 

@@ -42,7 +42,7 @@ from kdcc.passes.prune import ladder
 from kdcc.reports.pareto import budget_metric, mark_front, rerun, score_point, student_span
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["HELD_OUT", "keep_search", "bisect_ladder"]
+__all__ = ["HELD_OUT", "keep_search", "keep_decision", "bisect_ladder"]
 
 HELD_OUT = 1000  # first env seed of the held-out episodes
 EXTRA_SEEDS = 2  # distillation seeds re-run at the chosen width
@@ -177,3 +177,14 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
     decision["distill_seeds"] = {"seeds": [ctx.seed + s for s in range(EXTRA_SEEDS + 1)], "scores": scores,
                                  "mean": round(mean, 4), "se": round(se, 4)}
     return decision
+
+
+def keep_decision(search: dict[str, Any]) -> dict[str, Any]:
+    """What prune's record keeps of the search: the rule, each width scored (cost, score, SE, kept), the choice
+    and its distillation-seed spread (the full points, with returns and costs, are keep.json)."""
+    key = search["metric"]
+    points = [{"width": p["width"], key: p[key], "score": p["score"], "se": p["se"], "keeps": p["keeps"]}
+              for p in search["points"]]
+    return {"rule": search["rule"], "episodes": search["episodes"], "seeds": search["seeds"],
+            "ladder": search["ladder"], "points": points, "chosen": search["chosen"],
+            "distill_seeds": search["distill_seeds"]}

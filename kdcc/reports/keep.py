@@ -19,7 +19,8 @@ def _columns(key: str) -> tuple[Column, ...]:
     metric, scope = key.split(".")
     return (
         Column("width", "agent width", align="left", cell=lambda p: f"{p['kind']} {p['width']}"),
-        Column(key, f"{metric} per {'robot' if scope == 'robot' else 'team'} step", cell=lambda p: f"{p[key]:,.4g}"),
+        Column(key, f"{metric} per {'robot' if scope == 'robot' else 'team'} step",
+               cell=lambda p: f"{p[key]:,.0f}" if metric in ("flops", "bytes") else f"{p[key]:.2f}"),
         Column("flops", "FLOPs/team step", cell=lambda p: f"{p['flops']:,}"),
         Column("latency_us", "est. µs", cell=lambda p: f"{p['latency_us']:.2f} ({p['device']})"),
         Column("agreement", "action agree", cell=lambda p: f"{p['agreement']:.3f}"),
