@@ -16,7 +16,9 @@ device the cost model recommends, and the widest candidate within every
 budget is kept (default budget: `Budget.ratio`× fewer FLOPs than the teacher).
 If no GRU width fits, a feed-forward agent is tried (the GRU's n-gate input
 weights seed it); distillation then restores fidelity. An unreachable budget
-is an error that states the smallest reachable cost.
+is an error that states the smallest reachable cost. `--opt prune.width=W`
+keeps exactly W units instead (a rung of the ladder, still within the budget):
+`compile --keep` uses it to try each rung that `ladder` lists.
 
 A heterogeneous team (agents with different observation or action sizes) gets
 one network per agent instead, each with its own width (`prune_split`): the
@@ -46,7 +48,7 @@ from kdcc.passes.config import option
 from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["PruneConfig", "run"]
+__all__ = ["PruneConfig", "run", "ladder"]
 
 _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
            "energy_uj": "--budget-energy-uj"}
@@ -55,6 +57,8 @@ _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "
 @dataclass(frozen=True)
 class PruneConfig:
     split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
+    width: int = option(0, "keep exactly this agent width, a rung of the device's ladder within the budget "
+                        "(one shared network; 0: the widest within the budget)")
 
 
 def _budget_limits(budget: Budget, teacher_flops: float) -> dict[str, float]:
@@ -121,13 +125,35 @@ def _widths(top: int, multiple: int) -> list[int]:
     return sorted({w for w in range(multiple, top + 1, multiple)} | {top}, reverse=True)
 
 
+def _ladder(program: Program, ctx: PassContext, device) -> list[int]:
+    """The widths to try, widest first: the device's ladder, or only `prune.width` when it is set."""
+    ladder, width = _widths(program.spec.agent.hidden_dim, device.preferred_multiple), ctx.config_for("prune").width
+    if width and width not in ladder:
+        raise KdccError(f"prune.width {width} is not on {device.name}'s ladder (multiples of "
+                        f"{device.preferred_multiple} up to {program.spec.agent.hidden_dim})")
+    return [width] if width else ladder
+
+
+def ladder(program: Program, ctx: PassContext) -> tuple[str, list[int]]:
+    """(kind, widths cheapest first) of every student prune could make within the budget: the rungs of the
+    device's ladder of the kind prune takes (GRU, or feed-forward when no GRU fits). `--keep` searches them."""
+    limits, device = _sizing(program, ctx)
+    for kind in (["rnn", "ff"] if program.spec.recurrent else ["ff"]):
+        fits = [w for w in _widths(program.spec.agent.hidden_dim, device.preferred_multiple)
+                if all(_candidate_cost(program, ctx, device, kind, hidden=w)[k] <= v for k, v in limits.items())]
+        if fits:
+            return kind, sorted(fits)
+    return "", []
+
+
 @register("prune", "remove the least important hidden units, as many as the target cost budget asks",
           needs_training=True, config=PruneConfig)
 def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("prune needs a dataset (pass --dataset or let compile collect one)")
     spec = program.spec
-    if spec.heterogeneous and not spec.agent.split and ctx.config_for("prune").split:
+    config = ctx.config_for("prune")
+    if spec.heterogeneous and not spec.agent.split and config.split and not config.width:
         split = _run_split(program, ctx)
         if split is not None:
             return split
@@ -135,7 +161,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     smallest = None
     chosen = None
     for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
-        for w in _widths(spec.agent.hidden_dim, device.preferred_multiple):
+        for w in _ladder(program, ctx, device):
             cost = _candidate_cost(program, ctx, device, kind, hidden=w)
             if smallest is None or cost["flops"] < smallest["flops"]:
                 smallest = cost

@@ -51,6 +51,11 @@ def add_parser(sub, common) -> None:
     p.add_argument("--pareto", action="store_true",
                     help="re-run prune+distill at 1/4, 1/2 and 2x the budget, score each in MPE, and add the "
                     "budget-vs-score front to report.md/report.html (and pareto.json)")
+    p.add_argument("--keep", type=float, metavar="FRACTION",
+                    help="opt-in search: the cheapest student within the budget whose normalised score on held-out "
+                    "seeds keeps FRACTION of the teacher's (score - 1 SE >= FRACTION); slow: trains one student per "
+                    "width tried (in parallel processes)")
+    p.add_argument("--keep-episodes", type=int, default=30, help="held-out MPE episodes per --keep candidate")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
@@ -64,13 +69,14 @@ def run(args) -> int:
 
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
-                          ablate=args.ablate, pareto=args.pareto, options=pass_options(args.opt), config=args.config)
+                          ablate=args.ablate, pareto=args.pareto, keep=args.keep,
+                          keep_episodes=args.keep_episodes, options=pass_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:
         from kdcc.reports.compile_json import compile_json
 
-        print(json.dumps(compile_json(args.out, out.result.records, out.bundle, out.pareto), sort_keys=True))
+        print(json.dumps(compile_json(args.out, out.result.records, out.bundle, out.pareto, out.keep), sort_keys=True))
     elif not args.quiet:
         _print_summary(args, out)
     return 0
@@ -89,5 +95,9 @@ def _print_summary(args, out) -> None:
         from kdcc.reports.pareto import pareto_section
 
         print_section(console, pareto_section(out.pareto))
+    if out.keep is not None and not args.out:
+        from kdcc.reports.keep import keep_section
+
+        print_section(console, keep_section(out.keep))
     if args.out:
         print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")

@@ -4,7 +4,8 @@
     plan            the pass list and its typed options, checked before any input is read
     resolve inputs  teacher (its files, one sha256), dataset, target profile: read and checked once
     passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
-    studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional)
+    studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional); the
+                    --keep search (run inside the passes stage, before prune) is reported here
     reports         report.md, report.html and record/ as bytes
     bundle          the TVM backend writes the bundle atomically, with its manifest and, given a key, signed
                     (or the reports alone with --no-build)
@@ -38,6 +39,7 @@ class CompileOutput:
     out_dir: Path | None
     bundle: Any  # what the backend reports (libraries, sizes, GPU image kind), None without a build
     pareto: dict[str, Any] | None = None  # the --pareto sweep (also pareto.json in the bundle)
+    keep: dict[str, Any] | None = None  # the --keep search's decision (also keep.json in the bundle)
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -51,9 +53,12 @@ def check_output_dir(out: Path, force: bool) -> None:
 
 def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
     budget = {k: v for k, v in opts.budget.__dict__.items() if v is not None}
+    keep = {} if result.keep is None else {"keep": {"fraction": opts.keep, "episodes": opts.keep_episodes,
+                                                     "width": result.keep["chosen"]["width"]}}
+    # the context's options: with --keep they include the chosen prune.width, so the record replays it
     return {"target": result.inputs.target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,
-            "budget": budget, "options": dict(sorted(opts.options.items())), "inputs": result.inputs.manifest(),
-            "versions": versions()}
+            "budget": budget, "options": dict(sorted(result.ctx.options.items())), **keep,
+            "inputs": result.inputs.manifest(), "versions": versions()}
 
 
 def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
@@ -65,6 +70,12 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
     costs = robot_costs(result.program, result.profile)
     sections = [robots_section(costs, result.records[-1].metrics, opts.budget.scope)]
     figures, files, sweep = {}, {}, None
+    if result.keep is not None:
+        from kdcc.reports.keep import keep_figure, keep_section
+
+        sections.append(keep_section(result.keep))
+        figures["keep_search"] = lambda: keep_figure(result.keep)
+        files["keep.json"] = (json.dumps(result.keep, indent=2, sort_keys=True) + "\n").encode()
     if opts.pareto:
         from kdcc.reports.pareto import budget_sweep, pareto_figure, pareto_section
 
@@ -140,4 +151,4 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
                 atomic_write_tree(out_dir, files)
     if record is not None:
         atomic_write_tree(record, rec_files)
-    return CompileOutput(result, out_dir, bundle, sweep)
+    return CompileOutput(result, out_dir, bundle, sweep, result.keep)

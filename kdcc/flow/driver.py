@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
@@ -44,6 +44,9 @@ class CompileOptions:
     dump_ir: str | None = None
     ablate: bool = False  # re-run distill without each loss term and report the difference
     pareto: bool = False  # re-run prune+distill at scaled budgets and report the budget-vs-score front
+    keep: float | None = None  # --keep: the cheapest student whose normalised score keeps this fraction
+    keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
+    keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +58,7 @@ class CompileResult:
     wall_s: float
     inputs: CompileInputs
     ctx: PassContext
+    keep: dict[str, Any] | None = None  # the --keep search's decision (kdcc.flow.keep)
 
     @property
     def teacher(self):
@@ -83,9 +87,12 @@ def single_threaded(seed: int):
 def plan_passes(opts: CompileOptions) -> list[str]:
     """The passes to run, checked against what the compile's options need; nothing is run yet."""
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
-    if opts.pareto and not ("prune" in names and "distill" in names[names.index("prune"):]):
-        raise KdccError("--pareto re-runs prune and distill at other budgets: the pipeline must have prune "
-                        f"followed by distill (it has: {', '.join(names)})")
+    for flag, why in (("--pareto", "re-runs prune and distill at other budgets"),
+                      ("--keep", "searches prune widths, each distilled")):
+        if getattr(opts, flag[2:]) not in (None, False) and not (
+                "prune" in names and "distill" in names[names.index("prune"):]):
+            raise KdccError(f"{flag} {why}: the pipeline must have prune followed by distill (it has: "
+                            f"{', '.join(names)})")
     opts.options = check_options(opts.options)  # typed by each pass's config: the record keeps the typed values
     return names
 
@@ -107,8 +114,28 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
     instruments = [DumpIR(opts.dump_ir)] if opts.dump_ir else []
     if not is_quiet():
         instruments.append(ProgressLine(stderr_console))
-    program, records = run_pipeline(program, names, ctx, probe, instruments)
-    return CompileResult(program, records, names, time.perf_counter() - start, inputs, ctx)
+    search = None
+    if opts.keep is None:
+        program, records = run_pipeline(program, names, ctx, probe, instruments)
+    else:
+        program, records, ctx, search = _run_with_keep(program, names, ctx, probe, instruments, opts)
+    return CompileResult(program, records, names, time.perf_counter() - start, inputs, ctx, search)
+
+
+def _run_with_keep(program, names, ctx, probe, instruments, opts):
+    """The passes before prune, the --keep search from there, then prune onward at the chosen width: the
+    records read as one pipeline, prune's carrying the search's decision."""
+    from kdcc.flow.keep import keep_decision, keep_search
+
+    first = names.index("prune")
+    head, records = run_pipeline(program, names[:first], ctx, probe, instruments)
+    search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers)
+    ctx = replace(ctx, options={**ctx.options, "prune.width": search["chosen"]["width"]})
+    shifted = [lambda r, p, inst=inst: r.index and inst(replace(r, index=r.index + first), p) for inst in instruments]
+    program, tail = run_pipeline(head, names[first:], ctx, probe, shifted)
+    records += [replace(r, index=r.index + first) for r in tail[1:]]  # tail[0]: `head` again
+    records[first + 1].decisions["keep"] = keep_decision(search)
+    return program, records, ctx, search
 
 
 def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:

@@ -17,7 +17,7 @@ __all__ = ["compile_json"]
 
 
 def compile_json(out: str | Path | None, records: Sequence[PassRecord], bundle: Any = None,
-                 pareto: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 pareto: Mapping[str, Any] | None = None, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The bundle directory (None without `-o`), each pass's metrics, the pass table, the bundle, the sweep."""
     return jsonable({
         "out": None if out is None else str(out),
@@ -26,4 +26,5 @@ def compile_json(out: str | Path | None, records: Sequence[PassRecord], bundle: 
         "pass_table": pass_table(records).to_json(),
         "bundle": bundle,
         "pareto": pareto,
+        **({"keep": keep} if keep is not None else {}),  # --keep's search: only when it ran
     })

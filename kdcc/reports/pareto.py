@@ -26,7 +26,8 @@ from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
 from kdcc.reports.document import Column, Paragraph, Section, Table, text
 
-__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_figure"]
+__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_figure", "student_span", "rerun",
+           "score_point", "mark_front", "budget_metric"]
 
 FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's own student)
 
@@ -37,7 +38,9 @@ def scaled(budget: Budget, factor: float) -> Budget:
     return replace(budget, **limits) if limits else replace(budget, ratio=budget.ratio / factor)
 
 
-def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, seed: int) -> dict[str, Any]:
+def score_point(label: str, factor: float, program, ctx, probe, env, episodes: int, seed: int,
+                returns: bool = False) -> dict[str, Any]:
+    """A student's costs (team step), probe agreement and MPE return; with `returns`, every episode's too."""
     m = program_metrics(program, ctx.profile)
     fid = fidelity(replay(program.team_module(), program.spec, probe), probe)
     ret = run_episodes(env, TorchPolicy(program.spec, program.team_module()), episodes, seed)
@@ -46,42 +49,66 @@ def _point(label: str, factor: float, program, ctx, probe, env, episodes: int, s
             "flops": m["flops"], "bytes": m["bytes"], "latency_us": m["latency_us"], "energy_uj": m["energy_uj"],
             "device": m["device"],
             "agreement": round(fid["action_agreement"], 4), "return": round(ret.mean, 3),
-            "return_std": round(ret.std, 3)}
+            "return_std": round(ret.std, 3), **({"returns": ret.returns.tolist()} if returns else {})}
+
+
+def student_span(names: Sequence[str]) -> tuple[int, int]:
+    """(first, last): the passes that make the student — prune, distill, and what follows distill on the agent
+    and mixer graphs (batch-agents) before fuse-team."""
+    first = names.index("prune")
+    last = names.index("distill", first)
+    while last + 1 < len(names) and names[last + 1] != "fuse-team":
+        last += 1
+    return first, last
+
+
+def rerun(start, names: Sequence[str], ctx):
+    """`names` run in order from the program `start` under `ctx` (no records: a study's re-run)."""
+    program = start
+    for name in names:
+        program = get_pass(name).run(program, ctx)
+    return program
+
+
+def budget_metric(budget: Budget) -> str:
+    """The cost a budget limits first (flops when none is set: the default ratio is a FLOP budget)."""
+    return next((k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(budget, k) is not None),
+                "flops")
+
+
+def mark_front(points: list[dict[str, Any]], metric: str, score: str = "return") -> None:
+    """`on_front` on every reached point: no other point is as cheap (by `metric`) and scores at least as high."""
+    reached = [p for p in points if "unreachable" not in p]
+    for p in reached:
+        p["on_front"] = not any(q is not p and q[metric] <= p[metric] and q[score] >= p[score]
+                                and (q[metric], q[score]) != (p[metric], p[score]) for q in reached)
 
 
 def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50, seed: int = 0) -> dict[str, Any]:
     """Students at the scaled budgets, the compile's own, and the teacher: costs, returns, the front."""
     names = [r.name for r in result.records]  # run_passes checked: prune, then distill
-    first = names.index("prune")
-    # re-run from prune through distill and what follows it on the agent and mixer graphs (batch-agents)
-    last = names.index("distill", first)
-    while last + 1 < len(names) and names[last + 1] != "fuse-team":
-        last += 1
+    first, last = student_span(names)
     start, ctx = result.records[first - 1].program, result.ctx
+    # each scaled budget picks its own width (a width fixed by --keep or prune.width would not fit them all)
+    ctx = replace(ctx, options={k: v for k, v in ctx.options.items() if k != "prune.width"})
     probe, env = make_probe(ctx.teacher), make_env(ctx.teacher.spec.env)
     student = result.records[last].program
-    points = [_point("asked", 1.0, student, ctx, probe, env, episodes, seed)]
+    points = [score_point("asked", 1.0, student, ctx, probe, env, episodes, seed)]
     runs = [(f"× {f:g}", f, replace(ctx, budget=scaled(ctx.budget, f))) for f in factors]
     if student.spec.agent.split:  # what giving each agent its own network bought, at the same budget
         runs.append(("asked, one shared network", 1.0, replace(ctx, options={**ctx.options, "prune.split": 0})))
     for label, f, sub in runs:
         if not is_quiet():
             stderr_console.print(f"[dim]pareto: {label}[/dim]")
-        program = start
         try:
-            for name in names[first:last + 1]:
-                program = get_pass(name).run(program, sub)
+            program = rerun(start, names[first:last + 1], sub)
         except KdccError as e:
             points.append({"label": label, "factor": f, "unreachable": str(e)})
             continue
-        points.append(_point(label, f, program, ctx, probe, env, episodes, seed))
+        points.append(score_point(label, f, program, ctx, probe, env, episodes, seed))
     points.sort(key=lambda p: (p["factor"], p["label"]))
-    metric = next((k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(ctx.budget, k) is not None),
-                  "flops")
-    reached = [p for p in points if "unreachable" not in p]
-    for p in reached:
-        p["on_front"] = not any(q is not p and q[metric] <= p[metric] and q["return"] >= p["return"]
-                                and (q[metric], q["return"]) != (p[metric], p["return"]) for q in reached)
+    metric = budget_metric(ctx.budget)
+    mark_front(points, metric)
     teacher = run_episodes(env, TorchPolicy.from_modules(ctx.teacher.spec, ctx.teacher.agent, ctx.teacher.mixer,
                                                          env.avail), episodes, seed)
     teacher_m = result.records[0].metrics

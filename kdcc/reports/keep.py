@@ -1,0 +1,75 @@
+"""The `--keep` search in the reports: every width it scored, the rule, the choice, and the front.
+
+The table is a budget-vs-score table like `--pareto`'s, but its score is the
+paired normalised one the decision used (on the held-out seeds, with its
+standard error), so a reader can check the choice by eye: the chosen row is
+the cheapest whose score − SE clears the bar.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kdcc.reports.document import Column, Paragraph, Section, Table, text
+
+__all__ = ["KEEP_COLUMNS", "keep_section", "keep_figure"]
+
+
+def _columns(key: str) -> tuple[Column, ...]:
+    metric, scope = key.split(".")
+    return (
+        Column("width", "agent width", align="left", cell=lambda p: f"{p['kind']} {p['width']}"),
+        Column(key, f"{metric} per {'robot' if scope == 'robot' else 'team'} step",
+               cell=lambda p: f"{p[key]:,.0f}" if metric in ("flops", "bytes") else f"{p[key]:.2f}"),
+        Column("flops", "FLOPs/team step", cell=lambda p: f"{p['flops']:,}"),
+        Column("latency_us", "est. µs", cell=lambda p: f"{p['latency_us']:.2f} ({p['device']})"),
+        Column("agreement", "action agree", cell=lambda p: f"{p['agreement']:.3f}"),
+        Column("return", "team return", cell=lambda p: f"{p['return']:.2f} ± {p['return_std']:.2f}"),
+        Column("score", "score ± SE", cell=lambda p: f"{p['score']:.3f} ± {p['se']:.3f}"),
+        Column("keeps", "keeps", align="left", cell=lambda p: "yes" if p["keeps"] else "no"),
+        Column("on_front", "front", align="left", cell=lambda p: "●" if p["on_front"] else ""),
+        Column("chosen", "chosen", align="left", cell=lambda p: "★" if p.get("chosen") else ""),
+    )
+
+
+KEEP_COLUMNS = _columns("flops.robot")
+
+
+def keep_section(search: dict[str, Any], title: str = "Keep the score (--keep)") -> Section:
+    """The evaluated points (cheapest first), the rule, and the distillation-seed spread at the chosen width."""
+    c, d = search["chosen"], search["distill_seeds"]
+    lo, hi = search["seeds"]
+    note = (f"Rule: {search['rule']}. Score = (student − random) / (teacher − random), mean team return over "
+            f"{search['episodes']} held-out MPE episodes (seeds {lo}–{hi}, never used in training), paired with "
+            f"the teacher episode by episode (teacher {search['teacher_return']:.2f}, uniform random "
+            f"{search['random_return']:.2f}). Candidates: the {search['kind']} widths {search['ladder']} within the "
+            f"budget, searched by bisection assuming the score grows with width, then the widths either side of "
+            f"the boundary ({len(search['points'])} of {len(search['ladder'])} trained, {search['workers']} "
+            f"worker process(es)). Chosen: width {c['width']}, score {c['score']:.3f} ± {c['se']:.3f}. Over "
+            f"distillation seeds {d['seeds']}: {d['mean']:.3f} ± {d['se']:.3f} (mean ± s.e.; "
+            f"{', '.join(f'{s:.3f}' for s in d['scores'])}).")
+    return Section(title, (Table(_columns(search["metric"]), tuple(search["points"]), title), Paragraph(text(note))))
+
+
+def keep_figure(search: dict[str, Any]):
+    """Score ± SE against the budget's metric for every width scored; the bar, the front and the choice."""
+    from matplotlib.figure import Figure
+
+    key, pts = search["metric"], search["points"]
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    front = sorted((p for p in pts if p["on_front"]), key=lambda p: p[key])
+    ax.plot([p[key] for p in front], [p["score"] for p in front], "-", color="#c44e52", lw=1.5, label="front")
+    for p in pts:
+        color = "#c44e52" if p.get("chosen") else ("#4c72b0" if p["keeps"] else "gray")
+        ax.errorbar(p[key], p["score"], yerr=p["se"], fmt="*" if p.get("chosen") else "o", color=color, capsize=3)
+        ax.annotate(f"{p['kind']} {p['width']}", (p[key], p["score"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)
+    ax.axhline(search["fraction"], ls="--", color="gray", label=f"--keep {search['fraction']:g}")
+    ax.set_xlabel(key.replace(".", " per ") + " step")
+    ax.set_ylabel("normalised score (± 1 SE, paired)")
+    ax.margins(x=0.15)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"--keep search ({search['episodes']} held-out episodes per width)")
+    return fig
