@@ -96,7 +96,7 @@ def _c_bench(runner: Path, lib_dir: Path, agent: int, calls: int) -> dict:
 
 def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
     from kdcc.ir.spec import MarlSpec
-    from kdcc.targets.tvm.runtime import HostPolicy, HostStep
+    from kdcc.targets.tvm.runtime import HostAgent, HostPolicy
 
     doc = json.loads((bundle / "profile.json").read_text())
     spec = MarlSpec.from_dict(doc["spec"])
@@ -108,10 +108,20 @@ def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
         from kdcc.ir.roles import role_of
 
         lib = bundle / robot["libraries"][cpu["device"]]["path"]
-        host = HostStep(lib, agent_example_inputs(spec, role_of(spec, agent)))
+        role = role_of(spec, agent)
+        host = HostAgent(lib, agent_example_inputs(spec, role), role.n_actions, agent if role.shared else None)
+        g = np.random.default_rng(agent)
+        own = g.standard_normal((256, role.obs_dim)).astype(np.float32)
+        count = iter(range(10**9))
+
+        def python_step():
+            i = next(count)
+            if i % EPISODE == 0:
+                host.reset()
+            host.act(own[i % 256])
         row = {"agents": robot["agents"], "library_bytes": robot["libraries"][cpu["device"]]["bytes"],
                "flops": robot["cost"]["flops"], "estimate_us": robot["cost"]["devices"][cpu["device"]]["latency_us"],
-               "python": _median_us(_agent_loop(host, robot, agent), calls),
+               "python": _median_us(python_step, calls),
                "onnxruntime": _median_us(_agent_loop(_ort(bundle / robot["onnx"]), robot, agent), calls)}
         runner = _c_runner(bundle, work / name, robot["role"])
         if runner is not None:

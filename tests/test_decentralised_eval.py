@@ -57,3 +57,28 @@ def test_each_robot_needs_only_its_own_observation(bundle):
     for r in robots:
         assert r["cost"]["flops"] > 0 and all((bundle / lib["path"]).is_file() for lib in r["libraries"].values())
     assert doc["robots"][-1]["role"] == "monitor"
+
+
+def test_host_agent_carries_its_state_like_the_step_it_wraps(bundle):
+    from kdcc.ir.agent_step import agent_example_inputs
+    from kdcc.ir.roles import role_of
+    from kdcc.ir.spec import MarlSpec
+    from kdcc.targets.tvm.runtime import HostAgent, HostStep
+
+    doc = json.loads((bundle / "profile.json").read_text())
+    spec = MarlSpec.from_dict(doc["spec"])
+    agent = spec.n_agents - 1
+    role = role_of(spec, agent)
+    lib = bundle / "lib" / "cpu" / f"{role.name}.so"
+    fast = HostAgent(lib, agent_example_inputs(spec, role), role.n_actions, agent if role.shared else None)
+    step = HostStep(lib, agent_example_inputs(spec, role))
+    obs = np.random.default_rng(5).standard_normal((30, 1, role.obs_dim)).astype(np.float32)
+    last, hidden = np.array([-1], np.int64), np.zeros((1, role.hidden_dim), np.float32)
+    for t in range(30):
+        if t == 25:  # a new episode
+            fast.reset()
+            last, hidden = np.array([-1], np.int64), np.zeros_like(hidden)
+        extra = (np.array([agent], np.int64),) if role.shared else ()
+        action, _, hidden = step(obs[t], last, hidden, *extra)
+        last = np.asarray(action, np.int64).reshape(1)
+        assert fast.act(obs[t]) == int(last[0])

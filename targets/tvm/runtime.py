@@ -16,7 +16,7 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["HostPolicy", "HostStep"]
+__all__ = ["HostPolicy", "HostStep", "HostAgent"]
 
 
 class HostPolicy:
@@ -100,3 +100,31 @@ class HostStep:
         outs = self._main(*self._tensors)
         outs = (outs,) if hasattr(outs, "shape") else outs  # one tensor, or an array of them
         return tuple(np.array(np.from_dlpack(o)) for o in outs)
+
+
+class HostAgent:
+    """One robot's agent step from Python at ~µs per call: `act(obs) -> action`, its hidden state and
+    last action carried in the input tensors (through `main_packed`, one result vector, as HostPolicy)."""
+
+    def __init__(self, library: str | Path, example_inputs, n_actions: int, agent_id: int | None = None):
+        self._step = HostStep(library, example_inputs)
+        self._packed = self._step._vm["main_packed"]
+        self._views = self._step._views  # obs, last_action, hidden[, agent_id]
+        h = self._views[2].shape[-1]
+        self._hidden = slice(1 + n_actions, 1 + n_actions + h)
+        if agent_id is not None:
+            self._views[3][...] = agent_id
+        self.reset()
+
+    def reset(self) -> None:
+        self._views[1][...] = -1
+        self._views[2][...] = 0.0
+
+    def act(self, obs) -> int:
+        views = self._views
+        views[0][...] = obs
+        out = np.from_dlpack(self._packed(*self._step._tensors))
+        action = int(out[0])
+        views[1][...] = action
+        views[2].reshape(-1)[...] = out[self._hidden]
+        return action
