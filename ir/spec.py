@@ -185,6 +185,10 @@ class MarlSpec:
             value = getattr(spec, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"spec.{name} must be a positive integer, got {value!r}")
+        for name, value in (("agent.hidden_dim", agent.hidden_dim), ("mixer.embed_dim", mixer.embed_dim),
+                            ("mixer.hypernet_embed", mixer.hypernet_embed)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"spec.{name} must be a positive integer, got {value!r}")
         for name, values in (("obs_sizes", spec.obs_sizes), ("action_sizes", spec.action_sizes),
                              ("agent.widths", agent.widths)):
             if values and (len(values) != spec.n_agents or

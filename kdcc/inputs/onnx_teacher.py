@@ -122,7 +122,9 @@ def _read_spec(path: Path) -> tuple[MarlSpec, dict[str, Any]]:
     if "spec" in doc:
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise KdccError(f"{path}: expected format {FORMAT!r} version {VERSION}")
-        raw, provenance = doc["spec"], dict(doc.get("provenance") or {})
+        raw, provenance = doc["spec"], doc.get("provenance") or {}
+        if not isinstance(provenance, dict):
+            raise KdccError(f"{path}: 'provenance' must be a JSON object, got {type(provenance).__name__}")
     else:
         raw, provenance = doc, {}
     try:
