@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import atomic_write_bytes, npz_bytes
+from kdcc.core.fileio import atomic_write_bytes, check_npz_sizes, npz_bytes
 from kdcc.ir.spec import MarlSpec
 
 __all__ = ["Dataset", "save_dataset", "load_dataset", "FIELDS"]
@@ -63,37 +63,6 @@ def save_dataset(path: str | Path, data: Dataset) -> None:
     atomic_write_bytes(Path(path), npz_bytes(arrays, order=[*FIELDS, "meta"]))
 
 
-# Deflate cannot expand data more than ~1032:1: a zip entry claiming more is lying about its size.
-_MAX_DEFLATE_RATIO = 1100
-
-
-def _check_declared_sizes(name: str, path: Path) -> None:
-    """Every entry's declared sizes against the bytes the file holds, before numpy reads any of it.
-
-    numpy allocates the shape an .npy header declares and only then reads the data, so a 4 KB file
-    declaring a [10^9, 10^6] array would cost what it claims; the zip entry's own size can lie too."""
-    real = path.stat().st_size
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO)
-                if info.compress_size > real or info.file_size > limit + 1024:
-                    raise KdccError(f"{name}: entry {info.filename!r} declares {info.file_size} bytes, more than "
-                                    "the file holds")
-                with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version not in ((1, 0), (2, 0)):
-                        raise ValueError(f"unsupported .npy version {version}")
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared > info.file_size:
-                    raise KdccError(f"{name}: array {info.filename!r} declares shape {shape} ({declared} bytes) but "
-                                    f"holds {info.file_size} bytes")
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:
-        raise KdccError(f"{name}: not a readable .npz dataset ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
-
-
 def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
     """Read and validate a dataset; with `spec`, also check it fits that team."""
     name = str(path)
@@ -101,7 +70,7 @@ def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
         raise KdccError(f"{name}: dataset not found")
     if not zipfile.is_zipfile(path):
         raise KdccError(f"{name}: not a .npz dataset (not a zip archive)")
-    _check_declared_sizes(name, Path(path))
+    check_npz_sizes(Path(path), f"{name}: not a readable .npz dataset")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
