@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= build/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test fuzz bench clean
 
 # System packages: cmake and g++ (firmware example), g++-aarch64-linux-gnu (cross-builds the
 # firmware and gives qemu its aarch64 system libraries), qemu-user (runs the aarch64 build here).
@@ -40,6 +40,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
+
+# The readers' fuzz tests at length (CI runs 20 derandomised inputs per reader): new random inputs each run.
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	KDCC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KDCC_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/fuzz
 
 bench: setup
 	$(BIN)/python bench/run.py

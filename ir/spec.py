@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec", "STATE_LAYOUTS", "ALGORITHMS", "MIXER_KINDS"]
+__all__ = ["AgentSpec", "MixerSpec", "EnvSpec", "MarlSpec", "STATE_LAYOUTS", "ALGORITHMS", "MIXER_KINDS",
+           "check_claimed_sizes"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,10 @@ class MarlSpec:
             value = getattr(spec, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"spec.{name} must be a positive integer, got {value!r}")
+        for name, value in (("agent.hidden_dim", agent.hidden_dim), ("mixer.embed_dim", mixer.embed_dim),
+                            ("mixer.hypernet_embed", mixer.hypernet_embed)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"spec.{name} must be a positive integer, got {value!r}")
         for name, values in (("obs_sizes", spec.obs_sizes), ("action_sizes", spec.action_sizes),
                              ("agent.widths", agent.widths)):
             if values and (len(values) != spec.n_agents or
@@ -206,3 +211,20 @@ class MarlSpec:
         if mixer.hypernet_layers not in (1, 2):
             raise ValueError(f"spec.mixer.hypernet_layers must be 1 or 2, got {mixer.hypernet_layers!r}")
         return spec
+
+
+# Below this a spec's buffers are never refused: tiny test teachers have files smaller than their batches.
+_SIZE_FLOOR = 1 << 20
+
+
+def check_claimed_sizes(spec: MarlSpec, data_bytes: int, where: str) -> None:
+    """Refuse a spec whose one team step's buffers (observations, hidden state, Q-values, state; float32)
+    exceed the bytes of the model that would fill them: a spec is only a claim, and a runner allocates
+    what it says before the model can disagree. A real model's weights hold at least one hidden × input
+    matrix, so its file outweighs a step's buffers; 1 MiB is always allowed."""
+    from kdcc.core.errors import KdccError
+
+    floats = spec.n_agents * (spec.obs_dim + spec.agent.hidden_dim + spec.n_actions + spec.input_dim) + spec.state_dim
+    if 4 * floats > max(data_bytes, _SIZE_FLOOR):
+        raise KdccError(f"{where}: the spec claims {4 * floats:,} bytes per team step, more than the "
+                        f"{data_bytes:,} bytes of model it comes with")

@@ -96,7 +96,20 @@ def _non_negative(table: dict, key: str, where: str) -> float:
     return value
 
 
+def _tvm_target(value: object, key: str, where: str) -> dict:
+    """A TVM target as a TOML table or a JSON object in a string (how `kdcc calibrate` writes it)."""
+    try:
+        target = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        raise KdccError(f"{where}: field '{key}' is not a JSON object or a TOML table") from None
+    if not isinstance(target, dict):
+        raise KdccError(f"{where}: field '{key}' is not a JSON object or a TOML table")
+    return dict(target)
+
+
 def _device(d: dict, where: str) -> DeviceProfile:
+    if not isinstance(d, dict):
+        raise KdccError(f"{where}: every [[device]] is a table, got {type(d).__name__}")
     name = _need(d, "name", where, str)
     where = f"{where} [device {name}]"
     kind = _need(d, "kind", where, str)
@@ -119,9 +132,9 @@ def _device(d: dict, where: str) -> DeviceProfile:
         energy_pj_per_flop=_positive(d, "energy_pj_per_flop", where),
         energy_pj_per_byte=_positive(d, "energy_pj_per_byte", where),
         preferred_multiple=_positive_int(d, "preferred_multiple", where),
-        tvm_target=json.loads(target) if isinstance(target, str) else dict(target),
-        tvm_host=(json.loads(host) if isinstance(host, str) else dict(host)) if host else None,
-        cross_triple=d.get("cross_triple"),
+        tvm_target=_tvm_target(target, "tvm_target", where),
+        tvm_host=_tvm_target(host, "tvm_host", where) if host else None,
+        cross_triple=_need(d, "cross_triple", where, str) if "cross_triple" in d else None,
         static_power_w=_non_negative(d, "static_power_w", where),
     )
 

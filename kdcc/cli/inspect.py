@@ -37,9 +37,15 @@ def add_parser(sub, common) -> None:
 
 
 def run(args) -> int:
+    from kdcc.core.errors import KdccError
     from kdcc.reports.inspection import inspect_path, render_inspect
     from kdcc.reports.json_values import jsonable
 
-    info = inspect_path(args.file, args.config)
-    print(json.dumps(jsonable(info), sort_keys=True) if args.json else render_inspect(info))
+    try:
+        info = inspect_path(args.file, args.config)
+        text = json.dumps(jsonable(info), sort_keys=True) if args.json else render_inspect(info)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a profile.json or record not as kdcc writes them
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise KdccError(f"{args.file}: holds a kdcc file it cannot describe ({type(e).__name__}: {first})") from None
+    print(text)
     return 0

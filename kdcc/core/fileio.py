@@ -16,7 +16,7 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.core.interrupt import check_interrupted
 
-__all__ = ["read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes", "sha256_file",
+__all__ = ["check_npz_sizes", "read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes", "sha256_file",
            "sha256_files"]
 
 
@@ -54,6 +54,38 @@ def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
     if not isinstance(doc, dict):
         raise KdccError(f"{path}: a {what} holds one JSON object")
     return doc
+
+
+# Deflate cannot expand data more than ~1032:1: a zip entry claiming more is lying about its size.
+_MAX_DEFLATE_RATIO = 1100
+
+
+def check_npz_sizes(path: Path, unreadable: str) -> None:
+    """Every entry's declared sizes against the bytes the file holds, before numpy reads any of it.
+
+    numpy allocates the shape an .npy header declares and only then reads the data, so a 4 KB file
+    declaring a [10^9, 10^6] array would cost what it claims; the zip entry's own size can lie too."""
+    path = Path(path)
+    real = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO)
+                if info.compress_size > real or info.file_size > limit + 1024:
+                    raise KdccError(f"{path}: entry {info.filename!r} declares {info.file_size} bytes, more than "
+                                    "the file holds")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"unsupported .npy version {version}")
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise KdccError(f"{path}: array {info.filename!r} declares shape {shape} ({declared} bytes) but "
+                                    f"holds {info.file_size} bytes")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as e:
+        raise KdccError(f"{unreadable} ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import atomic_write_bytes, npz_bytes
+from kdcc.core.fileio import atomic_write_bytes, check_npz_sizes, npz_bytes
 from kdcc.ir.spec import MarlSpec
 
 __all__ = ["Dataset", "save_dataset", "load_dataset", "FIELDS"]
@@ -70,10 +70,11 @@ def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
         raise KdccError(f"{name}: dataset not found")
     if not zipfile.is_zipfile(path):
         raise KdccError(f"{name}: not a .npz dataset (not a zip archive)")
+    check_npz_sizes(Path(path), f"{name}: not a readable .npz dataset")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
         raise KdccError(f"{name}: not a readable .npz dataset ({str(e).splitlines()[0][:120]})") from None
     try:
         meta = json.loads(str(arrays.pop("meta")))
@@ -88,9 +89,9 @@ def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
     missing = [k for k in FIELDS if k not in arrays]
     if missing:
         raise KdccError(f"{name}: missing arrays {', '.join(missing)}")
+    if arrays["obs"].ndim == 0:
+        raise KdccError(f"{name}: array 'obs' is a scalar, expected one row per step")
     n = arrays["obs"].shape[0]
-    if n == 0 or not arrays["episode_end"].any():
-        raise KdccError(f"{name}: dataset holds zero episodes")
     for key, (kind, shape_of) in FIELDS.items():
         arr = arrays[key]
         want = (n, *shape_of(check if key != "hidden" else own))
@@ -100,4 +101,6 @@ def load_dataset(path: str | Path, spec: MarlSpec | None = None) -> Dataset:
             raise KdccError(f"{name}: array '{key}' has dtype {arr.dtype}, expected kind '{kind}'")
         if kind == "f" and not np.isfinite(arr).all():
             raise KdccError(f"{name}: array '{key}' contains NaN or Inf")
+    if n == 0 or not arrays["episode_end"].any():
+        raise KdccError(f"{name}: dataset holds zero episodes")
     return Dataset(own, arrays, meta)

@@ -171,8 +171,20 @@ def _check(cfg_path: Path, what: str, configured: Any, recovered: Any, source: s
         raise KdccError(f"{cfg_path}: {what} is {configured!r} but {source} says {recovered!r}")
 
 
-def _env_spec(cfg: dict, cfg_path: Path, n_agents: int | None, notes: list[str]) -> EnvSpec:
+def _count(value: Any, what: str, cfg_path: Path, limit: int) -> int:
+    """A config count (an episode length, a number of agents or landmarks) as an int in [0, limit]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not 0 <= value <= limit:
+        raise KdccError(f"{cfg_path}: {what} must be a whole number from 0 to {limit}, got {value!r}")
+    return int(value)
+
+
+def _env_spec(cfg: dict, cfg_path: Path, n_agents: int | None, notes: list[str], width: int) -> EnvSpec:
+    """The scenario and its keyword arguments from env_args; `width` (agent.th's input width) bounds every
+    count but the episode length: each agent and landmark adds to every agent's input, so a count beyond
+    it cannot be the checkpoint's, and building that scenario would cost what the config claims."""
     env_args = cfg.get("env_args") or {}
+    if not isinstance(env_args, dict):
+        raise KdccError(f"{cfg_path}: env_args must be a JSON object, got {type(env_args).__name__}")
     key = env_args.get("key")
     if not key:
         raise KdccError(f"{cfg_path}: env_args.key is missing (env {cfg.get('env')!r}): kdcc runs the mpe2 "
@@ -186,8 +198,13 @@ def _env_spec(cfg: dict, cfg_path: Path, n_agents: int | None, notes: list[str])
     kwargs = {k: v for k, v in env_args.items() if k not in ignored}
     if kwargs.pop("continuous_actions", False):
         raise KdccError(f"{cfg_path}: env_args.continuous_actions is true: QMIX teachers act on discrete actions")
-    cycles = int(kwargs.get("max_cycles", _DEFAULT_MAX_CYCLES))
+    for k, v in kwargs.items():
+        if k != "max_cycles" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            kwargs[k] = _count(v, f"env_args.{k}", cfg_path, width)
+    cycles = _count(kwargs.get("max_cycles", _DEFAULT_MAX_CYCLES), "env_args.max_cycles", cfg_path, 10**9)
     limit = env_args.get("time_limit")
+    if limit is not None:
+        limit = _count(limit, "env_args.time_limit", cfg_path, 10**9)
     if limit is None:
         notes.append(f"config has no env_args.time_limit: episodes last max_cycles={cycles}")
     elif int(limit) != cycles:
@@ -237,9 +254,9 @@ def _spec_from(cfg: dict, cfg_path: Path, algorithm: str, agent_sd: dict, mixer_
         raise KdccError(f"{mixer_path}: holds weights, but VDN's mixer is a parameter-free sum")
     if algorithm == "qmix":
         n, state_dim, mixer = _qmix_sizes(cfg, cfg_path, mixer_sd or {}, mixer_path)
-        env = _env_spec(cfg, cfg_path, n, notes)
+        env = _env_spec(cfg, cfg_path, n, notes, width)
     else:
-        env = _env_spec(cfg, cfg_path, None, notes)  # no mixer to count the agents: the scenario's own count
+        env = _env_spec(cfg, cfg_path, None, notes, width)  # no mixer to count the agents: the scenario's own count
         n, state_dim, mixer = env_dims(env)["n_agents"], env_dims(env)["state_dim"], MixerSpec(ALGORITHMS[algorithm][0])
         if env.id == "simple_spread_v3" and "N" not in env.kwargs:
             env = replace(env, kwargs={"N": n, **env.kwargs})
@@ -285,7 +302,11 @@ def load_model_dir(path: str | Path, config: str | Path | None = None, *, quiet:
     mixer_sd = _read_state(checkpoint / MIXER) if algorithm in ("qmix", "vdn") and (checkpoint / MIXER).is_file() else {}
     if (checkpoint / CRITIC).is_file():
         _read_state(checkpoint / CRITIC)  # readable, so the note below is about a real critic
-    spec = _spec_from(cfg, cfg_path, algorithm, agent_sd, mixer_sd, (checkpoint / AGENT, checkpoint / MIXER), notes)
+    try:
+        spec = _spec_from(cfg, cfg_path, algorithm, agent_sd, mixer_sd, (checkpoint / AGENT, checkpoint / MIXER),
+                          notes)
+    except (TypeError, ValueError, AttributeError) as e:  # a config value of a type mpe2 does not take
+        raise KdccError(f"{cfg_path}: the config does not make a scenario ({str(e).splitlines()[0][:120]})") from None
     parts, part_note = part_notes(algorithm, checkpoint, cfg)
     notes += part_note
     notes += _reward_notes(cfg)

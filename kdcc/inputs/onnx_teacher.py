@@ -31,7 +31,7 @@ from torch import nn
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_bytes, read_json_object
 from kdcc.inputs.teacher import Teacher
-from kdcc.ir.spec import MarlSpec
+from kdcc.ir.spec import MarlSpec, check_claimed_sizes
 from kdcc.marl.mpe import SCENARIOS
 
 __all__ = ["FORMAT", "OnnxModule", "is_onnx_teacher", "onnx_teacher_files", "load_onnx_teacher",
@@ -122,7 +122,9 @@ def _read_spec(path: Path) -> tuple[MarlSpec, dict[str, Any]]:
     if "spec" in doc:
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise KdccError(f"{path}: expected format {FORMAT!r} version {VERSION}")
-        raw, provenance = doc["spec"], dict(doc.get("provenance") or {})
+        raw, provenance = doc["spec"], doc.get("provenance") or {}
+        if not isinstance(provenance, dict):
+            raise KdccError(f"{path}: 'provenance' must be a JSON object, got {type(provenance).__name__}")
     else:
         raw, provenance = doc, {}
     try:
@@ -170,6 +172,7 @@ def load_onnx_teacher(path: str | Path, config: str | Path | None = None) -> Tea
     for name in (AGENT, MIXER):
         if not (graphs / name).is_file():
             raise KdccError(f"{graphs}: {name} is missing (an ONNX teacher is {AGENT} + {MIXER} + {SPEC})")
+    check_claimed_sizes(spec, sum((graphs / n).stat().st_size for n in (AGENT, MIXER)), str(p))
     agent, mixer = OnnxAgent(graphs / AGENT), OnnxMixer(graphs / MIXER)
     _check_graphs(agent, mixer, spec)
     agent.eval()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from kdcc.core.errors import KdccError
+from kdcc.core.fileio import check_npz_sizes
 
 __all__ = ["Tolerances", "MetricDelta", "PassDiff", "Comparison", "Record", "load_record", "compare_records",
            "record_tree"]
@@ -263,5 +265,18 @@ def compare_records(record: str | Path, golden: str | Path, tol: Tolerances = To
     if rec.passes != gold.passes:
         raise KdccError(_pipeline_mismatch(rec, gold))
     result = Comparison(rec.path, gold.path, tol, rec.passes, _manifest_notes(rec.manifest, gold.manifest))
-    result.diffs = [_compare_pass(i, rec, gold, tol) for i in range(len(rec.passes))]
+    result.diffs = [_read_pass(i, rec, gold, tol) for i in range(len(rec.passes))]
     return result
+
+
+def _read_pass(i: int, rec: Record, gold: Record, tol: Tolerances) -> PassDiff:
+    """One pass compared; a pass file that is not what `--record` writes is a one-line error naming it."""
+    for d in (rec.pass_dir(i), gold.pass_dir(i)):
+        if (d / "probe.npz").is_file():
+            check_npz_sizes(d / "probe.npz", f"{d / 'probe.npz'}: not a readable probe")
+    try:
+        return _compare_pass(i, rec, gold, tol)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError, TypeError, KeyError) as e:
+        where = getattr(e, "filename", None) or f"{rec.pass_dir(i)} or {gold.pass_dir(i)}"
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise KdccError(f"{where}: not a readable record file ({first})") from None

@@ -18,9 +18,10 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.ir.agent_step import agent_example_inputs
 from kdcc.ir.roles import Role, role_of
-from kdcc.ir.spec import MarlSpec
+from kdcc.ir.spec import MarlSpec, check_claimed_sizes
 from kdcc.marl.agents import DecentralisedPolicy
 from kdcc.targets.bundle.integrity import check_bundle
+from kdcc.targets.bundle.policy import bundle_bytes
 
 __all__ = ["open_agent_policies"]
 
@@ -64,7 +65,11 @@ def _onnx_call(root: Path, robot: dict, role: Role):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(root / robot["onnx"]), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(root / robot["onnx"]), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT's own Fail/InvalidGraph types, or a robot entry without its graph
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise KdccError(f"{root}: role {role.name}'s ONNX graph does not load ({first})") from None
     taken = [i.name for i in session.get_inputs()]
     names = ("obs", "last_action", "hidden", "agent_id")
     return (lambda *args: session.run(["action", "q", "new_hidden"],
@@ -79,8 +84,9 @@ def open_agent_policies(path: str | Path, runner: str = "auto") -> tuple[MarlSpe
         doc = json.loads((root / "profile.json").read_text())
         spec = MarlSpec.from_dict(doc["spec"])
         robots = {r["role"]: r for r in doc["robots"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise KdccError(f"{root}: no per-robot libraries in this bundle ({e}); recompile it") from None
+    check_claimed_sizes(spec, bundle_bytes(root), f"{root}/profile.json")
     check_bundle(root)
     agents, runs = [], set()
     for i in range(spec.n_agents):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kdcc.core.errors import KdccError
-from kdcc.ir.spec import MarlSpec
+from kdcc.ir.spec import MarlSpec, check_claimed_sizes
 
 __all__ = ["open_bundle", "open_bundle_policy"]
 
@@ -42,7 +42,11 @@ class _OnnxPolicy:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT's own Fail/InvalidProtobuf types for a graph that does not load
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise KdccError(f"{path}: not a loadable ONNX graph ({first})") from None
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.spec = spec
         self.reset()
@@ -66,9 +70,16 @@ def _profile(root: Path) -> tuple[dict, MarlSpec]:
         doc = json.loads((root / "profile.json").read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"format is {doc.get('format')!r}")
-        return doc, MarlSpec.from_dict(doc["spec"])
+        spec = MarlSpec.from_dict(doc["spec"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise KdccError(f"{root}: not a kdcc bundle ({e})") from None
+    check_claimed_sizes(spec, bundle_bytes(root), f"{root}/profile.json")
+    return doc, spec
+
+
+def bundle_bytes(root: Path) -> int:
+    """What the bundle holds on disk: the bound on what its profile.json may make a runner allocate."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def open_bundle(bundle_dir: str | Path):

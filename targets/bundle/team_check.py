@@ -72,14 +72,30 @@ def _pick(label: str, robots: dict[str, dict], item: str) -> list[tuple[int, str
     return [(int(index), name)]
 
 
+def _check_role(path: str, name: Any, robot: dict) -> None:
+    """What team_check reads of a role, in the types profile.json version 2 gives it (docs/profile.schema.json)."""
+    team = robot["trained_for"]
+    ok = (isinstance(name, str) and isinstance(robot["agents"], list)
+          and all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in robot["agents"])
+          and isinstance(team, dict) and isinstance(team.get("n_agents"), int) and not isinstance(team["n_agents"], bool)
+          and isinstance(team.get("composition"), list) and all(isinstance(c, str) for c in team["composition"])
+          and len(team["composition"]) == team["n_agents"]
+          and isinstance(team.get("env"), dict) and isinstance(team["env"].get("id"), str)
+          and isinstance(team.get("student"), dict))
+    if not ok:
+        raise KdccError(f"{path}: role {name!r} is not as profile.json version 2 describes a role (agents, trained_for)")
+
+
 def load_selection(text: str) -> Selection:
     """`PROFILE[#ROLE[:AGENT],...]` read and checked (KdccError on bad input: unreadable, old, unknown role)."""
     path, _, picks = text.partition("#")
     doc = _read_profile(Path(path))
-    robots = {r.get("role"): r for r in doc["robots"] if isinstance(r, dict)}
+    robots = {r["role"]: r for r in doc["robots"] if isinstance(r, dict) and isinstance(r.get("role"), str)}
     agent_roles = [name for name, r in robots.items() if r.get("agents")]
     if not agent_roles or any("trained_for" not in robots[n] for n in agent_roles):
         raise KdccError(f"{path}: its robots do not say what team they were trained for; recompile the bundle")
+    for n in agent_roles:
+        _check_role(path, n, robots[n])
     items = [p for p in picks.split(",") if p] if picks else agent_roles
     agents = tuple(pair for item in items for pair in _pick(text, robots, item))
     return Selection(text, robots[agent_roles[0]]["trained_for"], doc.get("spec", {}), agents)
