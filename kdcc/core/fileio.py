@@ -16,8 +16,8 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.core.interrupt import check_interrupted
 
-__all__ = ["check_npz_sizes", "read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable", "npz_bytes", "sha256_file",
-           "sha256_files"]
+__all__ = ["check_npz_sizes", "read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable",
+           "npz_bytes", "sha256_file", "sha256_files", "output_lock"]
 
 
 def check_writable(path: str | Path, is_file: bool = True) -> None:
@@ -114,6 +114,47 @@ def npz_bytes(arrays: dict[str, np.ndarray], order: list[str] | None = None) -> 
     return buf.getvalue()
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path):
+    """Hold `.<name>.kdcc-lock` beside an output for the whole of a compile: a second compile into the
+    same output fails at once instead of racing the first. The lock file is removed when the compile ends."""
+    import fcntl
+
+    out = Path(out)
+    parent = out.absolute().parent
+    lock_path = parent / f".{out.name}.kdcc-lock"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as e:
+        raise KdccError(f"{out}: cannot write to {parent} ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KdccError(f"{out}: another kdcc compile is writing it now (lock {lock_path}); "
+                            "wait for it or choose another -o") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+    finally:
+        os.close(fd)
+
+
 def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
     """Write `files` (relative path -> bytes) as directory `out`, replacing it only once all is written."""
     out = Path(out)
@@ -129,6 +170,8 @@ def atomic_write_tree(out: str | Path, files: dict[str, bytes]) -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
         check_interrupted()  # the last moment a Ctrl-C can still leave `out` as it was
+        if out.is_dir() and _exchange(tmp, out):  # one atomic swap: a reader sees the old tree or the new
+            return  # (tmp now holds the old tree: removed below)
         old = None
         if out.exists():
             old = parent / f".{out.name}.old.{os.getpid()}"

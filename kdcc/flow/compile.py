@@ -17,13 +17,14 @@ existing bundle untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import atomic_write_tree, check_writable
+from kdcc.core.fileio import atomic_write_tree, check_writable, output_lock
 from kdcc.flow.driver import CompileOptions, CompileResult, plan_passes, run_passes_on, single_threaded
 from kdcc.flow.inputs import resolve_inputs
 from kdcc.reports.html import html_report
@@ -129,9 +130,16 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         if out_dir is None or not build:
             raise KdccError(f"--sign-key {sign_key}: there is no bundle to sign without -o and a build")
         sign_key = check_private_key(sign_key)
-    for directory in (out_dir, Path(record) if record is not None else None):
-        if directory is not None:
-            check_output_dir(directory, force)
+    outputs = [d for d in (out_dir, Path(record) if record is not None else None) if d is not None]
+    for directory in outputs:
+        check_output_dir(directory, force)
+    with contextlib.ExitStack() as held:
+        for directory in outputs:  # a second compile into the same output fails now, not half-way
+            held.enter_context(output_lock(directory))
+        return _compile_locked(teacher_path, target, out_dir, record, opts, force, build, sign_key)
+
+
+def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, sign_key) -> CompileOutput:
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)

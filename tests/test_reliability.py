@@ -1,0 +1,100 @@
+"""Concurrent use, no network, limited resources: a compile either finishes whole or fails in one line
+and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from kdcc.core.fileio import atomic_write_tree
+from tests.conftest import make_tiny_teacher
+
+FAST_OPTS = ["--opt", "distill.steps=30", "--opt", "distill.dagger_every=0", "--opt", "approximate-mixer.steps=30"]
+
+
+def _compile_cmd(teacher, out, *extra):
+    return [sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "-o", str(out), "--no-build",
+            "--budget-flops", "2x", "-q", *FAST_OPTS, *extra]
+
+
+def _env():
+    return {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_two_compiles_into_one_output_one_wins_the_other_fails_cleanly(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t.pt")
+    out = tmp_path / "out"
+    first = subprocess.Popen(_compile_cmd(teacher, out, "--opt", "distill.steps=400"), env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / ".out.kdcc-lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), "the first compile never took the output's lock"
+    second = subprocess.run(_compile_cmd(teacher, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2
+    assert second.stderr.strip().count("\n") == 0 and "another kdcc compile is writing it now" in second.stderr
+    assert first.wait(timeout=600) == 0, first.stderr
+    assert (out / "report.md").is_file() and (out / "record" / "manifest.json").is_file()
+    assert not lock.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out", "t.pt"]
+
+
+def test_a_tree_being_replaced_is_always_there_and_whole(tmp_path):
+    out = tmp_path / "bundle"
+    atomic_write_tree(out, {"a.txt": b"0" * 4096, "b.txt": b"0" * 4096})
+    seen, stop = [], threading.Event()
+
+    def reader():  # as eval opens a bundle: file by file, by path (raises if `out` is ever missing)
+        while not stop.is_set():
+            a, b = (out / "a.txt").read_bytes(), (out / "b.txt").read_bytes()
+            seen.append((len(a), len(set(a)), len(b)))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for k in range(1, 60):
+            atomic_write_tree(out, {"a.txt": str(k % 10).encode() * 4096, "b.txt": b"x" * 4096})
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    bad = [s for s in seen if s != (4096, 1, 4096)]  # every file whole, never a mix of two writes
+    assert seen and not bad, bad[:5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no old trees or temp dirs left
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or subprocess.run(["unshare", "-rn", "true"]).returncode != 0,
+                    reason="needs unshare -rn (a user and network namespace)")
+def test_compile_and_eval_need_no_network(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t.pt")
+    out = tmp_path / "out"
+    run = subprocess.run(["unshare", "-rn", *_compile_cmd(teacher, out)], env=_env(), capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    ev = subprocess.run(["unshare", "-rn", sys.executable, "-m", "kdcc", "eval", str(teacher), "--episodes", "2",
+                         "--json"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    assert (out / "report.md").is_file()
+
+
+def test_a_full_disk_fails_in_one_line_and_leaves_nothing(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t.pt")
+    out = tmp_path / "out"
+
+    def small_files():  # writes past 64 KiB fail with EFBIG, as on a full disk (SIGXFSZ ignored)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    run = subprocess.run(_compile_cmd(teacher, out), env=_env(), capture_output=True, text=True, timeout=600,
+                         preexec_fn=small_files)
+    assert run.returncode == 2, run.stderr
+    line = run.stderr.strip()
+    assert "\n" not in line and "File too large" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pt"]
