@@ -10,6 +10,7 @@ warm-up, inputs written into preallocated buffers, hidden state and last action 
 - from C: `examples/firmware/robot_runner --bench N` (the bundle's kdcc_agent C API), when the
   firmware example builds here;
 and, for scale, the team step (HostPolicy.step, and student.onnx in ONNX Runtime).
+A soak (`--soak`, 10^7 C calls of the spread robot) checks that resident memory stays flat.
 Writes bench/per_agent.json and prints a table; never run in CI.
 """
 
@@ -94,7 +95,25 @@ def _c_bench(runner: Path, lib_dir: Path, agent: int, calls: int) -> dict:
     return {k: float(words[words.index(k) + 1]) for k in ("median_us", "p99_us") if k in words} | {"calls": calls}
 
 
-def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
+def soak(runner: Path, lib_dir: Path, agent: int, steps: int) -> dict:
+    """Peak resident memory after 10^5 and after `steps` calls of the same robot: flat means no leak.
+
+    robot_runner --bench keeps one double per call and sorts a copy (16 bytes a call): that is taken
+    off, so what remains is the runtime's own memory."""
+    short, long = _c_bench_raw(runner, lib_dir, agent, 100_000), _c_bench_raw(runner, lib_dir, agent, steps)
+    own = {n: r["peak_rss_kb"] - 16 * calls / 1024 for n, r, calls in (("short", short, 100_000), ("long", long, steps))}
+    return {"steps": steps, "peak_rss_kb_1e5": short["peak_rss_kb"], "peak_rss_kb": long["peak_rss_kb"],
+            "runtime_rss_kb_1e5": round(own["short"]), "runtime_rss_kb": round(own["long"]),
+            "median_us": long["median_us"], "flat": own["long"] <= own["short"] + 256}
+
+
+def _c_bench_raw(runner: Path, lib_dir: Path, agent: int, calls: int) -> dict:
+    out = subprocess.run([str(runner), str(agent), "--bench", str(calls), str(lib_dir)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "TVM_NUM_THREADS": "1"}).stdout.split()
+    return {k: float(out[out.index(k) + 1]) for k in ("median_us", "peak_rss_kb")}
+
+
+def bench_bundle(name: str, bundle: Path, work: Path, calls: int, soak_steps: int = 0) -> dict:
     from kdcc.ir.spec import MarlSpec
     from kdcc.targets.tvm.runtime import HostAgent, HostPolicy
 
@@ -126,6 +145,8 @@ def bench_bundle(name: str, bundle: Path, work: Path, calls: int) -> dict:
         runner = _c_runner(bundle, work / name, robot["role"])
         if runner is not None:
             row["c"] = _c_bench(runner, lib.parent, agent, calls)
+            if soak_steps:
+                row["soak"] = soak(runner, lib.parent, agent, soak_steps)
         result["roles"][robot["role"]] = row
     team = HostPolicy(bundle / cpu["path"], spec)
     g = np.random.default_rng(0)
@@ -140,6 +161,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--work", default=str(ROOT / "build" / "bench" / "per_agent"))
+    ap.add_argument("--soak", type=int, default=10_000_000, help="C calls of the soak run (0: none)")
     args = ap.parse_args()
     os.environ["TVM_NUM_THREADS"] = "1"
     work = Path(args.work)
@@ -149,7 +171,7 @@ def main() -> int:
         bundle = work / name / "bundle"
         subprocess.run([sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "-o", str(bundle),
                         "--force", "-q"], check=True)
-        out["teachers"][name] = bench_bundle(name, bundle, work, args.calls)
+        out["teachers"][name] = bench_bundle(name, bundle, work, args.calls, args.soak if name == "spread" else 0)
         for role, row in out["teachers"][name]["roles"].items():
             c = row.get("c", {}).get("median_us", "-")
             print(f"{name} {role}: C {c} µs, Python {row['python']['median_us']} µs, ONNX Runtime "
