@@ -101,7 +101,8 @@ def soak(runner: Path, lib_dir: Path, agent: int, steps: int) -> dict:
     robot_runner --bench keeps one double per call and sorts a copy (16 bytes a call): that is taken
     off, so what remains is the runtime's own memory."""
     short, long = _c_bench_raw(runner, lib_dir, agent, 100_000), _c_bench_raw(runner, lib_dir, agent, steps)
-    own = {n: r["peak_rss_kb"] - 16 * calls / 1024 for n, r, calls in (("short", short, 100_000), ("long", long, steps))}
+    runs = (("short", short, 100_000), ("long", long, steps))
+    own = {n: r["peak_rss_kb"] - 16 * calls / 1024 for n, r, calls in runs}
     return {"steps": steps, "peak_rss_kb_1e5": short["peak_rss_kb"], "peak_rss_kb": long["peak_rss_kb"],
             "runtime_rss_kb_1e5": round(own["short"]), "runtime_rss_kb": round(own["long"]),
             "median_us": long["median_us"], "flat": own["long"] <= own["short"] + 256}
