@@ -9,23 +9,17 @@ import pytest
 import torch
 
 from kdcc.cli.app import main
-from kdcc.flow.compile import compile_teacher
-from kdcc.flow.driver import CompileOptions
 from kdcc.ir.bounds import certified_eps
 from kdcc.ir.spec import AgentSpec, MarlSpec
 from kdcc.marl.qmix import RNNAgent
-from kdcc.passes import Budget
 from kdcc.passes.distill_robust import obs_radius, robust_margin_ce
-from tests.conftest import FAST, make_speaker_listener_teacher
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("certify")
-    teacher = make_speaker_listener_teacher(d / "t.pt", seed=4, hidden=16)
-    compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4,
-                                                                       options=FAST))
-    return teacher, d / "bundle"
+def pair(host_bundle):
+    """The session's speaker–listener host bundle and the teacher it was compiled from."""
+    bundle = host_bundle("speaker_listener")
+    return bundle.parent / "teacher.pt", bundle
 
 
 def test_certify_teacher_and_student_side_by_side(pair, capsys):
@@ -34,9 +28,9 @@ def test_certify_teacher_and_student_side_by_side(pair, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["method"] == "crown" and doc["eps_scale"] == "std" and doc["episodes"] == 2
     policies = doc["policies"]
-    assert list(policies["teacher (t.pt)"]) == ["agent"]  # one shared network ...
+    assert list(policies["teacher (teacher.pt)"]) == ["agent"]  # one shared network ...
     assert list(policies["student (bundle)"]) == ["agent0", "agent1"]  # ... split into one per agent
-    assert policies["teacher (t.pt)"]["agent"]["steps"] == 2 * 25 * 2
+    assert policies["teacher (teacher.pt)"]["agent"]["steps"] == 2 * 25 * 2
     for roles in policies.values():
         for s in roles.values():
             assert 0 <= s["p10"] <= s["median"]

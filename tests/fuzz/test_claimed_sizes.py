@@ -10,7 +10,6 @@ import io
 import json
 import zipfile
 
-import numpy as np
 import pytest
 import torch
 
