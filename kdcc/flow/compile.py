@@ -66,10 +66,8 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
     """What each robot runs, then the optional re-runs: report sections, figures and files (--pareto is
     kept without -o for --json)."""
     from kdcc.reports.robots import robots_section
-    from kdcc.targets.robot_cost import robot_costs
 
-    costs = robot_costs(result.program, result.profile)
-    sections = [robots_section(costs, result.records[-1].metrics, opts.budget.scope)]
+    sections = [robots_section(result.robot_costs, result.records[-1].metrics, opts.budget.scope)]
     figures, files, sweep = {}, {}, None
     if result.keep is not None:
         from kdcc.reports.keep import keep_figure, keep_section
@@ -108,7 +106,6 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     from kdcc.ir.program import trace
     from kdcc.marl.agents import agent_steps
     from kdcc.targets.bundle.writer import write_bundle
-    from kdcc.targets.robot_cost import robot_costs
 
     program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
@@ -116,7 +113,7 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
-                        robot_costs=robot_costs(program, result.profile), sign_key=sign_key)
+                        robot_costs=result.robot_costs, sign_key=sign_key)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,

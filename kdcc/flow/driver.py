@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Sequence
 
 import torch
@@ -67,6 +68,13 @@ class CompileResult:
     @property
     def profile(self):
         return self.inputs.profile
+
+    @cached_property
+    def robot_costs(self) -> dict[str, dict[str, Any]]:
+        """What each role's agent step costs on every device (the report and profile.json share it)."""
+        from kdcc.targets.robot_cost import robot_costs
+
+        return robot_costs(self.program, self.profile)
 
 
 @contextmanager

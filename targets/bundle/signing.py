@@ -40,34 +40,33 @@ def _check_ec(key, path: Path) -> None:
         raise KdccError(f"{path}: an EC key on curve {key.curve.name}, which is not supported ({_SUPPORTED})")
 
 
-def check_private_key(path: str | Path) -> Path:
-    """The PEM private key at `path`, checked to be one model-signing can sign with (KdccError otherwise)."""
+def _load_key(path: str | Path, private: bool) -> Path:
+    """Read a PEM key (private: unencrypted) and check it is an EC key of a supported curve."""
     from cryptography.hazmat.primitives import serialization
 
     path = Path(path)
+    what = "signing key" if private else "public key"
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
+        key = (serialization.load_pem_private_key(data, password=None) if private
+               else serialization.load_pem_public_key(data))
     except OSError as e:
-        raise KdccError(f"{path}: cannot read the signing key ({e.strerror or e})") from None
+        raise KdccError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
     except (ValueError, TypeError) as e:
-        raise KdccError(f"{path}: not an unencrypted PEM private key ({str(e).splitlines()[0][:100]})") from None
+        kind = "an unencrypted PEM private key" if private else "a PEM public key"
+        raise KdccError(f"{path}: not {kind} ({str(e).splitlines()[0][:100]})") from None
     _check_ec(key, path)
     return path
+
+
+def check_private_key(path: str | Path) -> Path:
+    """The PEM private key at `path`, checked to be one model-signing can sign with (KdccError otherwise)."""
+    return _load_key(path, private=True)
 
 
 def check_public_key(path: str | Path) -> Path:
     """The PEM public key at `path`, checked to be an EC key of a supported curve (KdccError otherwise)."""
-    from cryptography.hazmat.primitives import serialization
-
-    path = Path(path)
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except OSError as e:
-        raise KdccError(f"{path}: cannot read the public key ({e.strerror or e})") from None
-    except (ValueError, TypeError) as e:
-        raise KdccError(f"{path}: not a PEM public key ({str(e).splitlines()[0][:100]})") from None
-    _check_ec(key, path)
-    return path
+    return _load_key(path, private=False)
 
 
 def _signature_bytes(root: Path, key: Path) -> bytes:
