@@ -36,6 +36,10 @@ class Budget:
     ratio: float = 30.0  # default: this many times fewer FLOPs than the teacher, when no budget is given
     scope: str = "robot"
 
+    def __post_init__(self):
+        if self.scope not in ("robot", "team"):
+            raise KdccError(f"budget scope must be robot or team, got {self.scope!r}")
+
     def is_set(self) -> bool:
         return any(v is not None for v in (self.flops, self.bytes, self.latency_us, self.energy_uj))
 

@@ -18,9 +18,7 @@ from kdcc.marl.agents import agent_steps
 from kdcc.targets.cost_model import choose_device, estimate, step_cost
 from kdcc.targets.profile import TargetProfile
 
-__all__ = ["robot_costs", "scoped_cost", "SCOPES"]
-
-SCOPES = ("robot", "team")
+__all__ = ["robot_costs", "scoped_cost"]
 
 
 def _role_ops(program: Program) -> list[list]:
