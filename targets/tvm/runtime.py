@@ -102,14 +102,13 @@ class HostStep:
         return tuple(np.array(np.from_dlpack(o)) for o in outs)
 
 
-class HostAgent:
+class HostAgent(HostStep):
     """One robot's agent step from Python at ~µs per call: `act(obs) -> action`, its hidden state and
     last action carried in the input tensors (through `main_packed`, one result vector, as HostPolicy)."""
 
     def __init__(self, library: str | Path, example_inputs, n_actions: int, agent_id: int | None = None):
-        self._step = HostStep(library, example_inputs)
-        self._packed = self._step._vm["main_packed"]
-        self._views = self._step._views  # obs, last_action, hidden[, agent_id]
+        super().__init__(library, example_inputs)  # views: obs, last_action, hidden[, agent_id]
+        self._packed = self._vm["main_packed"]
         h = self._views[2].shape[-1]
         self._hidden = slice(1 + n_actions, 1 + n_actions + h)
         if agent_id is not None:
@@ -123,7 +122,7 @@ class HostAgent:
     def act(self, obs) -> int:
         views = self._views
         views[0][...] = obs
-        out = np.from_dlpack(self._packed(*self._step._tensors))
+        out = np.from_dlpack(self._packed(*self._tensors))
         action = int(out[0])
         views[1][...] = action
         views[2].reshape(-1)[...] = out[self._hidden]
