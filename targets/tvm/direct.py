@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdcc.core.errors import KdccError
-from kdcc.targets.profile import DeviceProfile, TargetProfile
+from kdcc.targets.profile import TargetProfile
 from kdcc.targets.tvm import toolchain
-from kdcc.targets.tvm.build import device_arch, resolve_target
+from kdcc.targets.tvm.build import BuiltLibrary
 from kdcc.targets.tvm.direct_plan import DirectUnsupported, StepPlan, step_plan
 from kdcc.targets.tvm.direct_source import c_source, version_script
 
-__all__ = ["DirectLibrary", "DirectUnsupported", "lower_for_direct", "build_direct_library"]
+__all__ = ["DirectLibrary", "DirectUnsupported", "direct_plan", "build_direct_library"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,12 @@ class DirectLibrary:
                 "storage_bytes": self.storage_bytes, "constant_bytes": self.constant_bytes, "compiler": self.compiler}
 
 
-def lower_for_direct(relax_mod, target):
-    """(lowered module, plan of `main`): kdcc's CPU pipeline, then the static plan (DirectUnsupported if none)."""
-    from kdcc.targets.tvm.schedules import cpu_pipeline
-
+def direct_plan(lowered, target) -> StepPlan:
+    """The static plan of a module after kdcc's CPU pipeline (`BuiltLibrary.lowered`); DirectUnsupported
+    when the device is no CPU or `main` is not straight-line code over a static memory plan."""
     if target.kind.name != "llvm":
         raise DirectUnsupported(f"a {target.kind.name} device (kernels launched through TVM's runtime)")
-    with target:
-        lowered = cpu_pipeline(target)(relax_mod)
-    return lowered, step_plan(lowered["main"])
+    return step_plan(lowered["main"])
 
 
 def _kernels_object(lowered, plan: StepPlan, target, path: Path) -> None:
@@ -69,18 +66,18 @@ def _kernels_object(lowered, plan: StepPlan, target, path: Path) -> None:
     built.write_to_file(str(path))
 
 
-def build_direct_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_path: Path,
-                         workdir: Path, title: str) -> DirectLibrary:
-    """Compile `relax_mod`'s `main` for one CPU device as a VM-free library at `out_path` (module docstring)."""
+def build_direct_library(built: BuiltLibrary, profile: TargetProfile, out_path: Path, workdir: Path,
+                         title: str) -> DirectLibrary:
+    """The VM-free form of a CPU device's VM library `built` (same pipeline, same kernels), at `out_path`."""
     import tvm
     import tvm_ffi.libinfo
 
     started = time.perf_counter()
-    where = f"target {profile.name} [device {device.name}]"
-    target_dict = resolve_target(device)
-    target = tvm.target.Target(target_dict)
-    lowered, plan = lower_for_direct(relax_mod, target)
-    arch = device_arch(device)
+    where = f"target {profile.name} [device {built.device}]"
+    target = tvm.target.Target(built.target)
+    lowered = built.lowered
+    plan = direct_plan(lowered, target)
+    arch = built.arch
     compiler, command = toolchain.c_compiler(arch, where)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -99,5 +96,5 @@ def build_direct_library(relax_mod, device: DeviceProfile, profile: TargetProfil
             raise KdccError(f"{where}: linking {out_path.name} with {compiler} failed ({detail})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return DirectLibrary(device.name, arch, out_path, len(plan.calls), sum(plan.storages),
+    return DirectLibrary(built.device, arch, out_path, len(plan.calls), sum(plan.storages),
                          sum(c.nbytes for c in plan.constants), compiler, time.perf_counter() - started)

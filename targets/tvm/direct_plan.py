@@ -72,7 +72,7 @@ class _Reader:
         self.plan = StepPlan()
         self.by_var: dict[object, int] = {}  # Relax var -> tensor index (or storage index for storages)
         self.storage_of: dict[object, int] = {}
-        self.constant_ids: dict[int, int] = {}
+        self.constant_ids: list[tuple[object, int]] = []  # (constant node, tensor index)
 
     def tensor(self, name: str, kind: str, index: int, offset: int, shape, dtype: str) -> int:
         self.plan.tensors.append(Tensor(name, kind, index, offset, tuple(shape), dtype))
@@ -88,13 +88,15 @@ class _Reader:
         data = getattr(expr, "value", None)  # a tensor constant (tvm.ir.expr.GenericConst)
         if data is None or not hasattr(data, "numpy"):
             raise DirectUnsupported(f"a kernel argument of type {type(expr).__name__}")
-        key = id(expr)
-        if key not in self.constant_ids:
-            array = np.ascontiguousarray(data.numpy())
-            self.plan.constants.append(array)
-            self.constant_ids[key] = self.tensor(f"c{len(self.plan.constants) - 1}", "constant",
-                                                 len(self.plan.constants) - 1, 0, array.shape, str(array.dtype))
-        return self.constant_ids[key]
+        for known, index in self.constant_ids:  # the same constant node, passed to several kernels
+            if known.same_as(expr):
+                return index
+        array = np.ascontiguousarray(data.numpy())
+        self.plan.constants.append(array)
+        index = self.tensor(f"c{len(self.plan.constants) - 1}", "constant", len(self.plan.constants) - 1, 0,
+                            array.shape, str(array.dtype))
+        self.constant_ids.append((expr, index))
+        return index
 
     def bind(self, var, value) -> None:
         import tvm
