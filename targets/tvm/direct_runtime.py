@@ -16,12 +16,15 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.targets.tvm.runtime import check_runnable
 
-__all__ = ["DirectStep", "DirectAgent"]
+__all__ = ["DirectStep", "DirectAgent", "DirectPolicy", "direct_path"]
 
 
 def _load(library: Path) -> ctypes.CDLL:
     check_runnable(library, "compiled library")
-    lib = ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+    try:
+        lib = ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+    except OSError as e:
+        raise KdccError(f"{library}: cannot load the VM-free library ({e})") from None
     try:
         lib.kdcc_step_create.restype = ctypes.c_void_p
         lib.kdcc_step_run.argtypes = [ctypes.c_void_p]
@@ -32,6 +35,13 @@ def _load(library: Path) -> ctypes.CDLL:
     except AttributeError as e:
         raise KdccError(f"{library}: not a kdcc VM-free step library ({e})") from None
     return lib
+
+
+def direct_path(record) -> str | None:
+    """The VM-free library's path in a profile.json library record, or None (skipped, absent, malformed)."""
+    direct = record.get("direct") if isinstance(record, dict) else None
+    path = direct.get("path") if isinstance(direct, dict) else None
+    return path if isinstance(path, str) and path else None
 
 
 def _view(address: int, nbytes: int, like) -> np.ndarray:
@@ -94,3 +104,31 @@ class DirectAgent(DirectStep):
         inputs[1][0] = action
         inputs[2][...] = outputs[2]
         return action
+
+
+class DirectPolicy(DirectStep):
+    """The team step of a VM-free library with the interface of `runtime.HostPolicy`: `step(obs,
+    last_actions, state) -> (actions, q_tot)` from the carried hidden state, `call(...)` the raw step."""
+
+    def __init__(self, library: str | Path, spec):
+        from kdcc.ir.team import team_example_inputs
+
+        n, h, a = spec.n_agents, spec.agent.hidden_dim, spec.n_actions
+        outputs = (np.zeros(n, np.int64), np.zeros((n, a), np.float32), np.zeros((n, h), np.float32),
+                   np.zeros(1, np.float32))
+        super().__init__(library, team_example_inputs(spec), outputs)
+        self.spec = spec
+        self.reset()
+
+    def reset(self) -> None:
+        self.inputs[2][...] = 0.0
+
+    def call(self, obs, last_actions, hidden, state) -> tuple[np.ndarray, ...]:
+        return self(obs, last_actions, hidden, state)
+
+    def step(self, obs, last_actions, state) -> tuple[np.ndarray, float]:
+        inputs, outputs = self.inputs, self.outputs
+        inputs[0][...], inputs[1][...], inputs[3][...] = obs, last_actions, state
+        self.run()
+        inputs[2][...] = outputs[2]
+        return outputs[0].copy(), float(outputs[3][0])
