@@ -98,3 +98,26 @@ def test_a_full_disk_fails_in_one_line_and_leaves_nothing(tmp_path):
     line = run.stderr.strip()
     assert "\n" not in line and "File too large" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pt"]
+
+
+_UNDER_A_MEMORY_LIMIT = r"""
+import resource, sys
+from kdcc.cli import app
+import matplotlib.pyplot, onnx, onnxruntime, onnxsim, torch, tvm.relax  # what a compile loads, loaded first
+size = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
+limit = size + 32 * 2**20  # 32 MiB of address space beyond what is mapped now: far less than a compile needs
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.exit(app.main(sys.argv[1:]))
+"""
+
+
+def test_a_compile_out_of_memory_fails_in_one_line_and_leaves_nothing(tmp_path):
+    teacher = make_tiny_teacher(tmp_path / "t.pt")
+    out = tmp_path / "out"
+    cmd = _compile_cmd(teacher, out)
+    run = subprocess.run([sys.executable, "-c", _UNDER_A_MEMORY_LIMIT, *cmd[3:]], env=_env(), capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 2, run.stderr[-2000:]
+    line = run.stderr.strip()
+    assert "\n" not in line and "error: out of memory" in line and "nothing was written" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.pt"]

@@ -7,6 +7,7 @@ Every KdccError becomes one line on stderr and exit status 2; heavy imports
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from kdcc import __version__
@@ -68,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# what torch, TVM and the C++ runtime say when an allocation fails (a MemoryError is one by definition)
+_OOM = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out of memory|failed to allocate|"
+                  r"not enough memory|failed to map segment|can't start new thread", re.I)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or bool(_OOM.search(str(e)))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"kdcc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError, ImportError) as e:  # ImportError: a library that cannot be mapped
+        if args.verbose or not _out_of_memory(e):
+            raise
+        print(f"kdcc {args.command}: error: out of memory ({_first_line(e)}); nothing was written: free memory, "
+              "raise the limit (ulimit -v, the container's), or use fewer --episodes", file=sys.stderr)
         return 2
     except OSError as e:  # a file the system refused (permissions, full disk, a path through a file)
         if args.verbose:
