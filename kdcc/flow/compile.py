@@ -72,10 +72,10 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
     sections = [robots_section(result.robot_costs, result.records[-1].metrics, opts.budget.scope)]
     figures, files, sweep = {}, {}, None
     if result.certified is not None:
-        from kdcc.reports.certify import compile_certify_section, score_eps_figure
+        from kdcc.reports.certify import compile_certify_section, robust_weight, score_eps_figure
 
         sections.append(compile_certify_section(result.certified, result.ctx.options))
-        if result.ctx.options.get("distill.w_robust", 0) > 0:
+        if robust_weight(result.ctx.options) > 0:
             figures["score_vs_certified_eps"] = lambda: score_eps_figure(result.certified)
     if result.keep is not None:
         from kdcc.reports.keep import keep_figure, keep_section

@@ -17,9 +17,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from kdcc.ir.bounds.certify import EPS_MAX
+from kdcc.passes.distill import DistillConfig
 from kdcc.reports.document import Column, Paragraph, Section, Table, bold, code, text
 
-__all__ = ["THRESHOLDS", "eps_summary", "certify_section", "compile_certify_section", "score_eps_figure"]
+__all__ = ["THRESHOLDS", "eps_summary", "certify_section", "compile_certify_section", "robust_weight",
+           "score_eps_figure"]
 
 THRESHOLDS = (0.01, 0.05, 0.1, 0.5)
 
@@ -57,7 +59,8 @@ def _episodes(n: int) -> str:
     return f"{n} fixed episode{'' if n == 1 else 's'}"
 
 
-def _robust_weight(options: Mapping[str, Any]) -> float:
+def robust_weight(options: Mapping[str, Any]) -> float:
+    """distill.w_robust of a compile's pass options (0: the student was not trained for robustness)."""
     return float(options.get("distill.w_robust", 0.0))
 
 
@@ -72,8 +75,9 @@ def _score_table(certified: Mapping[str, Any], options: Mapping[str, Any]) -> tu
                Column("p10", "10th pct ε", cell=lambda r: f"{r['p10']:.4g}"),
                Column("at", f"ε≥{at}", cell=lambda r: f"{r['certified_at'][at]:.0%}"))
     lead = text(bold("Score against certified ε."), " The student was trained with the robust term (",
-                code(f"distill.w_robust={_robust_weight(options):g}"), ", ",
-                code(f"distill.robust_eps={options.get('distill.robust_eps', 0.1):g}"), "): each policy's mean team "
+                code(f"distill.w_robust={robust_weight(options):g}"), ", ",
+                code(f"distill.robust_eps={options.get('distill.robust_eps', DistillConfig.robust_eps):g}"),
+                "): each policy's mean team "
                 f"return on the same {_episodes(certified['episodes'])}, beside the certified ε of all its agent "
                 "steps (every role).")
     return Paragraph(lead), Table(columns, rows, "Score against certified ε")
@@ -93,7 +97,7 @@ def compile_certify_section(certified: Mapping[str, Any], options: Mapping[str, 
         blocks.append(Paragraph(text(f"ε = {EPS_MAX:g} is the search's cap: nothing within it changes the action "
                                      "(with the std scale, also where none of the role's observation features "
                                      "varied on the teacher's steps, so none moved).")))
-    if _robust_weight(options) > 0:
+    if robust_weight(options) > 0:
         blocks += _score_table(certified, options)
     return Section(section.title, tuple(blocks))
 

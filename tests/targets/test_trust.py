@@ -146,12 +146,17 @@ def test_a_fresh_profile_is_valid_against_the_schema_and_inspect_prints_each_rol
     for policy in ("teacher", "student"):
         assert_eps_distribution(eps[policy], 75)
     assert "certified_eps" not in doc["robots"][-1]  # the monitor acts on nothing
+    bad = json.loads(json.dumps(doc))
+    bad["robots"][0]["certified_eps"]["student"]["certified_at"]["0.1"] = 1.5  # not a fraction: refused
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema, cls=jsonschema.Draft202012Validator)
     report = (bundle / "report.md").read_text().split("## Certified robustness", 1)[1]
     s = eps["student"]
     assert f"| student | agent | 75 | {s['median']:.4g} | {s['p10']:.4g} | {s['certified_at']['0.01']:.0%} |" in report
     assert "| teacher | agent | 75 |" in report and "Score against certified ε" not in report  # w_robust is 0
     code, out, _ = _run(capsys, "inspect", bundle)
     assert code == 0 and "needs from others  nothing (decentralised)" in out and "per step (estimated)" in out
+    assert f"certified ε        median {s['median']:.3g}, p10 {s['p10']:.3g} (teacher " in out
     assert "matches manifest.json" in out
 
 
