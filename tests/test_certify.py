@@ -88,3 +88,26 @@ def test_robust_term_raises_the_certified_eps():
                       for m in ("ibp", "crown")}
     for m in ("ibp", "crown"):
         assert medians[1.0][m] > 1.5 * medians[0.0][m], medians
+
+
+def test_robust_labels_are_each_agents_own_actions():
+    """On a heterogeneous team the robust term's label is the teacher's greedy action among the agent's own: the
+    speaker (3 actions of 5) is never asked to keep a padded action its logits mask out (a loss of ~1e9)."""
+    from kdcc.ir.program import from_modules
+    from kdcc.marl.qmix import build_agent, build_mixer
+    from kdcc.passes.distill import DistillConfig, _loss
+    from tests.conftest import speaker_listener_spec
+
+    torch.manual_seed(0)
+    spec = speaker_listener_spec(hidden=8)
+    program = from_modules(spec, build_agent(spec), build_mixer(spec))
+    B, T, n, H = 2, 2, spec.n_agents, spec.agent.hidden_dim
+    q = torch.zeros(B, T, n, spec.n_actions)
+    q[..., 0, 4] = 5.0  # the speaker's padded action 4 looks best unmasked; its own best is action 1
+    q[..., 0, 1] = 1.0
+    batch = {"obs": torch.randn(B, T, n, spec.obs_dim), "last_actions": torch.zeros(B, T, n, dtype=torch.long),
+             "q": q, "state": torch.randn(B, T, spec.state_dim), "q_tot": torch.zeros(B, T),
+             "hidden": torch.zeros(B, T, n, H)}
+    radius = obs_radius(spec, torch.ones(n, spec.obs_dim))
+    terms = _loss(program, batch, DistillConfig(w_robust=1.0), {"fc1": 0.0, "rnn": 0.0}, (radius, 0.1))
+    assert 0 < float(terms["robust"]) < 100
