@@ -114,7 +114,8 @@ def score_eps_figure(certified: Mapping[str, Any]):
                     capsize=3, label=label)
     ax.set_xlabel(f"certified ε ({'obs std' if certified['eps_scale'] == 'std' else 'obs units'}): median, "
                   "bar from the 10th percentile")
-    ax.set_ylabel(f"team return (mean of {certified['episodes']} episodes)")
+    n = certified["episodes"]
+    ax.set_ylabel(f"team return ({'one episode' if n == 1 else f'mean of {n} episodes'})")
     ax.margins(x=0.2, y=0.2)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
