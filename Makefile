@@ -49,6 +49,7 @@ fuzz: setup
 bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/per_agent.py
+	$(BIN)/python bench/step_floor.py
 
 clean:
 	rm -rf build $(VENV)

@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     save, sep, args = argv[0], argv[1], argv[2:]
     assert sep == "--", "usage: _kdcc_compile.py SAVE_DIR -- compile ..."
     import kdcc.flow.compile
-    from kdcc import cli
+    from kdcc.cli import app as cli
 
     captured = {}
     original = kdcc.flow.compile.compile_teacher

@@ -9,7 +9,7 @@ run stays in minutes: `--opt distill.steps=50 --opt distill.dagger_every=0`, dat
 episodes). Recorded per N: compile wall time and peak memory (a fresh process: VmHWM from
 /proc), FLOPs of the team step and of one agent step, the team step and one agent step
 (median of --calls calls, one thread, from Python through the compiled libraries), and the
-libraries' sizes. Writes bench/scaling.json and bench/scaling.png. In simple_spread the
+libraries' sizes, for the Relax VM libraries and their VM-free forms (`.direct.so`). Writes bench/scaling.json and bench/scaling.png. In simple_spread the
 observation grows with N (every landmark and every other agent), so one agent step grows with
 N too; the team step about as N times that.
 """
@@ -74,6 +74,7 @@ def _steps(bundle: Path, calls: int) -> dict:
     from kdcc.ir.agent_step import agent_example_inputs
     from kdcc.ir.roles import team_roles
     from kdcc.ir.spec import MarlSpec
+    from kdcc.targets.tvm.direct_runtime import DirectPolicy, DirectStep
     from kdcc.targets.tvm.runtime import HostPolicy, HostStep
 
     doc = json.loads((bundle / "profile.json").read_text())
@@ -85,10 +86,16 @@ def _steps(bundle: Path, calls: int) -> dict:
     state, last = g.standard_normal(spec.state_dim).astype(np.float32), np.full(spec.n_agents, -1, np.int64)
     role = team_roles(spec)[0]
     robot = next(r for r in doc["robots"] if r["role"] == role.name)
-    agent = HostStep(bundle / robot["libraries"][lib["device"]]["path"], agent_example_inputs(spec, role))
+    agent_lib = robot["libraries"][lib["device"]]
+    agent = HostStep(bundle / agent_lib["path"], agent_example_inputs(spec, role))
     args = [a.numpy() for a in agent_example_inputs(spec, role)]
+    direct_team = DirectPolicy(bundle / lib["direct"]["path"], spec)
+    direct_agent = DirectStep(bundle / agent_lib["direct"]["path"], args, agent(*args))
     return {"team_step_us": _median_us(lambda: team.step(obs, last, state), calls),
             "agent_step_us": _median_us(lambda: agent(*args), calls),
+            "team_step_direct_us": _median_us(lambda: direct_team.step(obs, last, state), calls),
+            "agent_step_direct_us": _median_us(direct_agent.run, calls),
+            "team_direct_bytes": lib["direct"]["bytes"], "agent_direct_bytes": agent_lib["direct"]["bytes"],
             "team_flops": doc["cost"]["flops"], "agent_flops": robot["cost"]["flops"],
             "team_library_bytes": (bundle / lib["path"]).stat().st_size,
             "agent_library_bytes": robot["libraries"][lib["device"]]["bytes"]}
@@ -132,6 +139,8 @@ def _plot(rows: list[dict], path: Path) -> None:
     a, b, c = fig.subplots(1, 3)
     a.plot(n, [r["team_step_us"] for r in rows], "o-", label="team step")
     a.plot(n, [r["agent_step_us"] for r in rows], "s-", label="one agent step")
+    a.plot(n, [r["team_step_direct_us"] for r in rows], "o--", label="team step, VM-free")
+    a.plot(n, [r["agent_step_direct_us"] for r in rows], "s--", label="agent step, VM-free (run only)")
     a.set(xlabel="agents", ylabel="µs (median, 1 thread)", title="step latency")
     a.legend()
     b.plot(n, [r["compile_s"] for r in rows], "o-")

@@ -37,7 +37,7 @@ def test_the_bundle_holds_one_network_per_agent_and_runs_them(compiled):
     assert roles[0]["reads_input_columns"] == [0, 1, 2, 11, 12, 13] and roles[0]["n_actions"] == 3
     assert doc["hidden_state"]["used_per_agent"] == list(spec.agent.widths)
     bundle_spec, policy, runs = open_bundle_policy(out.out_dir)
-    assert runs == "compiled host library" and bundle_spec == spec
+    assert runs == "compiled host library (VM-free)" and bundle_spec == spec
     env = make_env(spec.env)
     torch_policy = TorchPolicy(spec, out.result.program.team_module())
     obs, state = env.reset(seed=7)

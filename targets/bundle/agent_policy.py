@@ -50,11 +50,19 @@ class _BundleAgent:
 
 
 def _library_call(root: Path, robot: dict, spec: MarlSpec, role: Role):
+    """The role's step from its VM-free library when the bundle has one that runs here, else its VM library."""
+    from kdcc.targets.tvm.direct_runtime import DirectStep, direct_path
     from kdcc.targets.tvm.runtime import HostStep
 
+    inputs = agent_example_inputs(spec, role)
+    outputs = (np.zeros(1, np.int64), np.zeros((1, role.n_actions), np.float32),
+               np.zeros((1, role.hidden_dim), np.float32))
     for device, lib in robot.get("libraries", {}).items():
+        direct = direct_path(lib)
         try:
-            return HostStep(root / lib["path"], agent_example_inputs(spec, role)), f"lib/{device} ({role.name}.so)"
+            if direct:
+                return DirectStep(root / direct, inputs, outputs), f"lib/{device} ({Path(direct).name})"
+            return HostStep(root / lib["path"], inputs), f"lib/{device} ({role.name}.so)"
         except KdccError:  # built for another machine
             continue
     return None, None

@@ -83,7 +83,8 @@ def bundle_bytes(root: Path) -> int:
 
 
 def open_bundle(bundle_dir: str | Path):
-    """The bundle's library for this machine as a `HostPolicy` (for `kdcc eval BUNDLE_DIR`).
+    """The bundle's library for this machine (for `kdcc eval BUNDLE_DIR`): its VM-free form
+    (`DirectPolicy`) when the bundle has one, else the Relax VM library (`HostPolicy`).
 
     Raises KdccError when the directory is not a kdcc bundle or holds no library that runs here
     (an orin bundle is aarch64 only). Its files are not checked against the manifest here:
@@ -97,6 +98,12 @@ def open_bundle(bundle_dir: str | Path):
     if not here:
         have = ", ".join(f"{lib['device']} ({lib['arch']})" for lib in doc.get("libraries", []))
         raise KdccError(f"{root}: no library in this bundle runs on {platform.machine()} (it has: {have})")
+    from kdcc.targets.tvm.direct_runtime import DirectPolicy, direct_path
+
+    direct = direct_path(here[0])
+    if direct:
+
+        return DirectPolicy(root / direct, spec)
     return HostPolicy(root / here[0]["path"], spec)
 
 
@@ -111,7 +118,8 @@ def open_bundle_policy(path: str | Path, runner: str = "auto"):
     if runner != "onnx":
         try:
             library = open_bundle(path)
-            return library.spec, _LibraryPolicy(library), "compiled host library"
+            kind = "VM-free" if type(library).__name__ == "DirectPolicy" else "Relax VM"
+            return library.spec, _LibraryPolicy(library), f"compiled host library ({kind})"
         except KdccError as e:
             if (runner == "library" or "no library in this bundle runs" not in str(e)
                     or not (Path(path) / "student.onnx").is_file()):

@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import platform
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from kdcc.ir.agent_step import AGENT_INPUTS, AGENT_OUTPUTS, MONITOR_INPUTS, agent_example_inputs, monitor_example_inputs
 from kdcc.ir.roles import Role
+from kdcc.targets.bundle.direct_stages import add_direct, verify_direct
 
 __all__ = ["RoleArtifact", "build_step_libraries", "role_signature", "monitor_signature", "VERIFY_INPUTS"]
 
@@ -51,7 +51,7 @@ def monitor_signature(spec):
     return Signature("team monitor", monitor_example_inputs(spec), MONITOR_INPUTS, ("q_tot",))
 
 
-def _host_library(b, relax_mod, name: str, built: dict[str, Path]) -> Path:
+def _host_library(b, relax_mod, name: str, built: dict[str, Any]):
     """The bundle's own CPU library when it runs here, else a throwaway build for this CPU (not shipped)."""
     from kdcc.targets.tvm.build import build_library
 
@@ -61,7 +61,7 @@ def _host_library(b, relax_mod, name: str, built: dict[str, Path]) -> Path:
         return here
     probe = replace(b.profile.devices[0], name="verify", kind="cpu", tvm_host=None, cross_triple=None,
                     tvm_target={"kind": "llvm", "mcpu": "native"})
-    return build_library(relax_mod, probe, b.profile, b.work / ".verify" / f"{name}.so", b.work / ".work").path
+    return build_library(relax_mod, probe, b.profile, b.work / ".verify" / f"{name}.so", b.work / ".work")
 
 
 def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tuple]) -> RoleArtifact:
@@ -73,14 +73,17 @@ def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tupl
     relax_mod = to_relax(module, sig)
     onnx = onnx_bytes(module, sig)
     b.files[f"agents/{name}.onnx"] = onnx
-    built: dict[str, Path] = {}
+    built: dict[str, Any] = {}  # device -> BuiltLibrary
     libraries: dict[str, dict[str, Any]] = {}
     for device in b.profile.devices:
         lib = build_library(relax_mod, device, b.profile, b.work / "lib" / device.name / f"{name}.so", b.work / ".work")
         data = lib.path.read_bytes()
         rel = f"lib/{device.name}/{name}.so"
         b.files[rel] = data
-        built[device.name] = lib.path
-        libraries[device.name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    verification = verify_step(module, sig, onnx, _host_library(b, relax_mod, name, built), inputs)
+        built[device.name] = lib
+        libraries[device.name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                  "direct": add_direct(b, lib, name)}
+    host = _host_library(b, relax_mod, name, built)
+    verification = verify_step(module, sig, onnx, host.path, inputs)
+    verification["direct"] = verify_direct(b, host, name, [tuple(x.numpy() for x in args) for args in inputs])
     return RoleArtifact(name, libraries, f"agents/{name}.onnx", verification)

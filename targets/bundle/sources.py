@@ -17,6 +17,11 @@ inside; the team's role table (agent index -> role, own sizes, the role graph's 
 generated into it from the spec. CMake builds it once per role, `kdcc_policy::<role>`, so a
 robot's firmware links only its own role; `kdcc_monitor.h` (`kdcc_policy::monitor`) is the
 station's Q_tot. `src/kdcc_vm.h` is what the three wrappers share.
+
+The team and role targets default to the VM-free libraries instead (`lib/<device>/<name>.direct.so`,
+through `kdcc_policy_direct.cc` / `kdcc_agent_direct.cc` and `kdcc_direct.h`: the step's kernels
+called from generated C, no TVM runtime to install); `-DKDCC_POLICY_RUNTIME=vm` keeps the Relax VM.
+`kdcc_agents.h` (the role table) and `kdcc_integrity.h` (SHA-256 at load) are shared.
 """
 
 from __future__ import annotations
@@ -36,8 +41,13 @@ __all__ = ["TEMPLATES", "render", "bundle_sources"]
 TEMPLATES = {
     "include/kdcc_policy.h": "kdcc_policy.h.in",
     "src/kdcc_policy.cc": "kdcc_policy.cc.in",
+    "src/kdcc_policy_direct.cc": "kdcc_policy_direct.cc.in",
+    "src/kdcc_direct.h": "kdcc_direct.h.in",
     "include/kdcc_agent.h": "kdcc_agent.h.in",
     "src/kdcc_agent.cc": "kdcc_agent.cc.in",
+    "src/kdcc_agent_direct.cc": "kdcc_agent_direct.cc.in",
+    "src/kdcc_agents.h": "kdcc_agents.h.in",
+    "src/kdcc_integrity.h": "kdcc_integrity.h.in",
     "include/kdcc_monitor.h": "kdcc_monitor.h.in",
     "src/kdcc_monitor.cc": "kdcc_monitor.cc.in",
     "src/kdcc_vm.h": "kdcc_vm.h.in",

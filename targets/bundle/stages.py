@@ -21,6 +21,7 @@ from torch import nn
 
 from kdcc.ir.spec import MarlSpec
 from kdcc.targets.bundle.collab_profile import collaboration_profile
+from kdcc.targets.bundle.direct_stages import add_direct, verify_direct
 from kdcc.targets.bundle.integrity import MANIFEST, SIGNATURE, manifest_bytes
 from kdcc.targets.bundle.robot_profile import robot_entry
 from kdcc.targets.bundle.sources import bundle_sources
@@ -46,6 +47,8 @@ class Build:
     student_onnx: bytes = b""
     libraries: list = field(default_factory=list)  # BuiltLibrary per device, in the profile's order
     host_library: Path | None = None  # a library this machine runs, to verify with
+    host_built: Any = None  # the BuiltLibrary behind host_library
+    direct: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> the team step's VM-free library
     verification: dict[str, Any] = field(default_factory=dict)
     runtime_record: dict[str, Any] = field(default_factory=dict)
     agents: dict[str, nn.Module] = field(default_factory=dict)  # role name -> its agent step (one robot)
@@ -91,6 +94,7 @@ def build_devices(b: Build) -> None:
         b.libraries.append(lib)
         b.files[f"lib/{device.name}/policy.so"] = lib.path.read_bytes()
         b.files[f"lib/{device.name}/device.txt"] = b"cuda\n" if lib.kind == "gpu" else b"cpu\n"
+        b.direct[device.name] = add_direct(b, lib, "policy")
 
 
 def build_verification_host(b: Build) -> None:
@@ -99,19 +103,22 @@ def build_verification_host(b: Build) -> None:
     bundle holds aarch64 and CUDA libraries only). It is not shipped."""
     from kdcc.targets.tvm.build import build_library
 
-    here = next((lib.path for lib in b.libraries if lib.arch == platform.machine() and lib.kind == "cpu"), None)
+    here = next((lib for lib in b.libraries if lib.arch == platform.machine() and lib.kind == "cpu"), None)
     if here is None:
         probe = replace(b.profile.devices[0], name="verify", kind="cpu", tvm_host=None, cross_triple=None,
                         tvm_target={"kind": "llvm", "mcpu": "native"})
-        here = build_library(b.relax_mod, probe, b.profile, b.work / ".verify" / "policy.so", b.work / ".work").path
-    b.host_library = here
+        here = build_library(b.relax_mod, probe, b.profile, b.work / ".verify" / "policy.so", b.work / ".work")
+    b.host_built, b.host_library = here, here.path
 
 
 def verify(b: Build) -> None:
     """torch, ONNX Runtime and the host library agree over a probe episode, or the build fails."""
+    from kdcc.ir.team import team_example_inputs
     from kdcc.targets.tvm.verify import verify_team_step
 
     b.verification = verify_team_step(b.module, b.spec, b.student_onnx, b.host_library)
+    inputs = [tuple(x.numpy() for x in team_example_inputs(b.spec, seed)) for seed in range(4)]
+    b.verification["direct"] = verify_direct(b, b.host_built, "policy", inputs)
 
 
 def build_roles(b: Build) -> None:
@@ -185,7 +192,8 @@ def write_profile(b: Build) -> None:
               "inputs": {str(p): _sha256(Path(p).read_bytes()) for p in b.inputs}}
     student = {"weights_sha256": hashes["student_weights"], "onnx_sha256": hashes["student.onnx"]}
     robots = [robot_entry(b.spec, art, b.robot_costs.get(art.name), student, b.certified) for art in b.roles]
-    doc = collaboration_profile(b.spec, b.profile, [lib.record(b.work) for lib in b.libraries], b.runtime_record,
+    libraries = [{**lib.record(b.work), "direct": b.direct[lib.device]} for lib in b.libraries]
+    doc = collaboration_profile(b.spec, b.profile, libraries, b.runtime_record,
                                 b.verification, hashes, b.meta, robots)
     b.files["profile.json"] = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
@@ -231,7 +239,7 @@ def sign(b: Build) -> None:
 STAGES: tuple[Stage, ...] = (
     Stage("lower", lower),                              # team step -> Relax
     Stage("onnx", export_onnx),                         # student.onnx
-    Stage("build", build_devices),                      # lib/<device>/: one TVM build per device
+    Stage("build", build_devices),                      # lib/<device>/: one TVM build per device (+ VM-free)
     Stage("verification-host-build", build_verification_host),  # a second TVM build when none runs here
     Stage("verify", verify),                            # torch == ONNX Runtime == TVM host, over an episode
     Stage("roles", build_roles),                        # lib/<device>/<role>.so: what each robot runs

@@ -50,6 +50,7 @@ class BuiltLibrary:
     linker: str
     seconds: float
     gpu: dict[str, str] = field(default_factory=dict)  # image kind, PTX ISA, nvcc/CUDA versions
+    lowered: Any = field(default=None, repr=False, compare=False)  # the module after the pipeline (VM-free build)
 
     def record(self, root: Path) -> dict[str, Any]:
         """JSON-able description with the path relative to `root`."""
@@ -145,7 +146,9 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         pipeline = cpu_pipeline(target)
     try:
         with hook, _filtered_native_stderr():
-            exe = relax.build(relax_mod, target, relax_pipeline=pipeline, exec_mode="compiled")
+            with target:
+                lowered = pipeline(relax_mod)
+            exe = relax.build(lowered, target, relax_pipeline=tvm.transform.Sequential([]), exec_mode="compiled")
     except KdccError:
         raise
     except Exception as e:  # TVM's pipeline raises assorted error types
@@ -166,4 +169,4 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return BuiltLibrary(device.name, device.kind, arch, out_path, target_dict, linker,
-                        time.perf_counter() - started, gpu)
+                        time.perf_counter() - started, gpu, lowered)

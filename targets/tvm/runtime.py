@@ -16,7 +16,7 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
 
-__all__ = ["HostPolicy", "HostStep", "HostAgent"]
+__all__ = ["HostPolicy", "HostStep", "HostAgent", "check_runnable"]
 
 
 class HostPolicy:
@@ -30,10 +30,7 @@ class HostPolicy:
         import tvm
         from tvm import relax
 
-        if not Path(library).is_file():
-            raise KdccError(f"{library}: compiled policy library not found")
-        if platform.machine() not in _elf_machine(Path(library)):
-            raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
+        check_runnable(Path(library), "compiled policy library")
         self.spec = spec
         self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
         self._main = self._vm["main"]
@@ -67,6 +64,14 @@ class HostPolicy:
         return out[actions].astype(np.int64), float(out[-1])
 
 
+def check_runnable(library: Path, what: str) -> None:
+    """A KdccError unless `library` exists and is an ELF file of this machine's architecture."""
+    if not library.is_file():
+        raise KdccError(f"{library}: {what} not found")
+    if platform.machine() not in _elf_machine(library):
+        raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
+
+
 def _elf_machine(path: Path) -> tuple[str, ...]:
     """Machine names an ELF file can run on, from its e_machine field."""
     with path.open("rb") as f:
@@ -84,10 +89,7 @@ class HostStep:
         import tvm
         from tvm import relax
 
-        if not Path(library).is_file():
-            raise KdccError(f"{library}: compiled library not found")
-        if platform.machine() not in _elf_machine(Path(library)):
-            raise KdccError(f"{library}: built for another machine, cannot run on {platform.machine()}")
+        check_runnable(Path(library), "compiled library")
         self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
         self._main = self._vm["main"]
         self._tensors = [tvm.runtime.tensor(np.zeros(tuple(x.shape), str(x.dtype).replace("torch.", "")))

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from kdcc.core.errors import KdccError
 
-__all__ = ["linker_for", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_ENV",
+__all__ = ["linker_for", "c_compiler", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_ENV",
            "cache_dir"]
 
 CACHE_ENV = "KDCC_CACHE_DIR"
@@ -69,17 +69,29 @@ def linker_for(arch: str, where: str):
 
     if arch == platform.machine():
         return "g++ (host)", None
+    description, command = c_compiler(arch, where)
+    return description, cc.cross_compiler(command[0])
+
+
+def c_compiler(arch: str, where: str) -> tuple[str, list[str]]:
+    """(description, command) of a C compiler driver that builds and links for `arch`: the system
+    `cc` here; for aarch64 the same zig wrapper (or Debian cross gcc) that links the VM libraries."""
+    if arch == platform.machine():
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise KdccError(f"{where}: no C compiler (apt-get install gcc)")
+        return "cc (host)", [cc]
     if arch != "aarch64":
-        raise KdccError(f"{where}: no cross linker known for {arch} (kdcc cross-builds aarch64 only)")
+        raise KdccError(f"{where}: no cross compiler known for {arch} (kdcc cross-builds aarch64 only)")
     try:
         import ziglang  # noqa: F401  (only its presence matters: the wrapper runs `-m ziglang`)
     except ImportError:
         gcc = shutil.which("aarch64-linux-gnu-gcc")
         if gcc is None:
-            raise KdccError(f"{where}: no aarch64 linker: pip install ziglang, "
+            raise KdccError(f"{where}: no aarch64 compiler: pip install ziglang, "
                             "or apt-get install gcc-aarch64-linux-gnu") from None
-        return "aarch64-linux-gnu-gcc", cc.cross_compiler(gcc)
-    return f"zig cc -target {ZIG_TRIPLE}", cc.cross_compiler(str(_zig_wrapper()))
+        return "aarch64-linux-gnu-gcc", [gcc]
+    return f"zig cc -target {ZIG_TRIPLE}", [str(_zig_wrapper())]
 
 
 def nvcc_version(where: str) -> tuple[int, int]:

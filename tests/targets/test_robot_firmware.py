@@ -6,9 +6,11 @@ of the role library called from Python (HostStep, hidden state and last action f
 every step, its Q-values within 1e-5, and the monitor's Q_tot matches too. The teams cover the
 three kinds of role: one network shared by identical agents (spread), one network per agent
 (speaker-listener), and one network shared by agents whose observations and actions differ
-(speaker-listener, padded and masked: the C runtime pads the observation itself). A robot's
-install holds its role's library and the runtime, nothing else, and runs from there. Cross-built
-for the Orin CPU and run under qemu-aarch64, the robots act as the host build does.
+(speaker-listener, padded and masked: the C runtime pads the observation itself). The robots run
+the VM-free libraries (the default) and, configured with KDCC_POLICY_RUNTIME=vm, the Relax VM ones,
+with the same output. A robot's install holds its role's VM-free library alone (no TVM runtime,
+under 1 MB) and runs from there. Cross-built for the Orin CPU and run under qemu-aarch64, the
+robots act as the host build does.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def test_bad_agent_index_and_missing_library_are_clear_errors(robots):
     empty.mkdir(exist_ok=True)
     shutil.copy2(robots.lib / "device.txt", empty)
     out = subprocess.run([str(runner), "0", str(robots.obs[0]), str(empty)], capture_output=True, text=True)
-    assert out.returncode == 1 and f"{empty}/{role_of(spec, 0).name}.so: not found" in out.stderr
+    assert out.returncode == 1 and f"{empty}/{role_of(spec, 0).name}.direct.so: not found" in out.stderr
     if not role_of(spec, 1).shared:  # a role's firmware refuses another role's agent
         out = subprocess.run([str(runner), "1", str(robots.obs[1])], capture_output=True, text=True)
         assert out.returncode == 1 and "agent 1 runs role agent1, but this firmware was built for role agent0" \
@@ -175,12 +177,22 @@ def test_a_robot_installs_and_runs_with_its_role_files_alone(robots):
     _run(["cmake", "--install", robots.fw, "--prefix", prefix])
     installed = sorted(p.relative_to(prefix).as_posix() for p in prefix.rglob("*") if p.is_file())
     role = robots.last_role  # the role the build tree was configured with last
-    runtime = sorted(f"share/kdcc/runtime/x86_64/{p.name}" for p in (robots.bundle / "runtime" / "x86_64").iterdir())
-    assert installed == sorted(["bin/robot_runner", f"share/kdcc/lib/cpu/{role}.so", "share/kdcc/lib/cpu/device.txt",
-                                *runtime])
+    assert installed == ["bin/robot_runner", f"share/kdcc/lib/cpu/{role}.direct.so", "share/kdcc/lib/cpu/device.txt"]
+    assert (prefix / f"share/kdcc/lib/cpu/{role}.direct.so").stat().st_size < 1_000_000
     agent = max(a for a in range(robots.spec.n_agents) if role_of(robots.spec, a).name == role)
     there = _run([prefix / "bin" / "robot_runner", agent, robots.obs[agent], prefix / "share/kdcc/lib/cpu"])
     assert there.stdout == _run([robots.runners[role], agent, robots.obs[agent]]).stdout
+
+
+def test_the_vm_runtime_build_acts_as_the_vm_free_one(robots):
+    role = robots.last_role
+    agent = max(a for a in range(robots.spec.n_agents) if role_of(robots.spec, a).name == role)
+    vm = robots.tmp / "fw-vm"
+    _run(["cmake", "-S", FIRMWARE, "-B", vm, f"-Dkdcc_policy_DIR={robots.bundle}", f"-DKDCC_ROBOT_ROLE={role}",
+          "-DKDCC_POLICY_RUNTIME=vm"])
+    _run(["cmake", "--build", vm, "--target", "robot_runner"])
+    assert _run([vm / "robot_runner", agent, robots.obs[agent]]).stdout == \
+        _run([robots.runners[role], agent, robots.obs[agent]]).stdout
 
 
 def test_bench_reports_latency_and_memory(robots):
@@ -226,16 +238,16 @@ def test_a_library_changed_after_compile_is_refused_before_it_loads(robots):
     role = role_of(spec, 0).name
     tampered = robots.tmp / "tampered"
     shutil.copytree(robots.lib, tampered, dirs_exist_ok=True)
-    data = bytearray((tampered / f"{role}.so").read_bytes())
+    data = bytearray((tampered / f"{role}.direct.so").read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, somewhere in the code or the weights
-    (tampered / f"{role}.so").write_bytes(bytes(data))
+    (tampered / f"{role}.direct.so").write_bytes(bytes(data))
     out = subprocess.run([str(robots.runners[role]), "0", str(robots.obs[0]), str(tampered)],
                          capture_output=True, text=True)
     assert out.returncode == 1
-    assert f"{tampered}/{role}.so: sha256 " in out.stderr and "not the digest this bundle was compiled with" \
+    assert f"{tampered}/{role}.direct.so: sha256 " in out.stderr and "not the digest this bundle was compiled with" \
         in out.stderr
     # another library of the bundle renamed to this role's name is refused too
-    shutil.copy2(robots.lib / "monitor.so", tampered / f"{role}.so")
+    shutil.copy2(robots.lib / "monitor.direct.so", tampered / f"{role}.direct.so")
     out = subprocess.run([str(robots.runners[role]), "0", str(robots.obs[0]), str(tampered)],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "not the digest" in out.stderr
