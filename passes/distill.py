@@ -147,11 +147,12 @@ def _loss(program: Program, batch: dict[str, torch.Tensor], o: DistillConfig,
     B, T, n = batch["obs"].shape[:3]
     h = torch.zeros(B * n, spec.agent.hidden_dim)
     qs, hs, robust_terms = [], [], []
+    has = torch.tensor(spec.avail(), dtype=torch.bool)
     for t in range(T):
         x = build_inputs(spec, batch["obs"][:, t], batch["last_actions"][:, t]).reshape(B * n, -1)
         hs.append(h.view(B, n, -1))
-        if robust is not None:
-            labels = batch["q"][:, t].argmax(-1).reshape(B * n)
+        if robust is not None:  # the teacher's greedy action among the agent's own (a padded one is no label)
+            labels = batch["q"][:, t].masked_fill(~has, float("-inf")).argmax(-1).reshape(B * n)
             robust_terms.append(robust_margin_ce(agent, spec, x, h.detach(), labels, *robust))
         q, h = agent(x, h)
         qs.append(q.view(B, n, -1))

@@ -18,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TEACHER = REPO / "examples" / "spread_teacher.pt"
 # Pass options that shorten training to seconds, for tests that compile end to end.
 FAST = {"distill.steps": 30, "distill.dagger_every": 0, "approximate-mixer.steps": 30}
+# (Compiles with -o also certify teacher and student on 1 probe episode, ~1 s for a tiny team: a test that does
+# not look at it passes certify_episodes=0, or --certify-episodes 0.)
+
+
+def assert_eps_distribution(s: dict, steps: int) -> None:
+    """A certified-ε summary (kdcc.reports.certify.eps_summary) of `steps` steps with sane numbers."""
+    assert s["steps"] == steps and 0 <= s["p10"] <= s["median"] and s["mean"] >= 0
+    fractions = [s["certified_at"][t] for t in ("0.01", "0.05", "0.1", "0.5")]
+    assert all(0 <= f <= 1 for f in fractions) and fractions == sorted(fractions, reverse=True)
 
 
 def tiny_spec(hidden: int = 16, embed: int = 8, hypernet_embed: int = 16, kind: str = "rnn") -> MarlSpec:

@@ -1,5 +1,6 @@
 """`kdcc certify`: a teacher and its compiled student side by side (the student rebuilt from its ONNX agent
-steps), per role; the robust distill term raises the certified ε; bad inputs are one-line errors (exit 2)."""
+steps), per role, as the compile's certify stage put them in profile.json; the robust distill term raises the
+certified ε; bad inputs are one-line errors (exit 2)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kdcc.ir.bounds import certified_eps
 from kdcc.ir.spec import AgentSpec, MarlSpec
 from kdcc.marl.qmix import RNNAgent
 from kdcc.passes.distill_robust import obs_radius, robust_margin_ce
+from tests.conftest import assert_eps_distribution
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +24,24 @@ def pair(host_bundle):
     return bundle.parent / "teacher.pt", bundle
 
 
-def test_certify_teacher_and_student_side_by_side(pair, capsys):
+def test_certify_teacher_and_student_side_by_side_as_the_compile_did(pair, capsys):
+    """`kdcc certify` on the bundle (its networks rebuilt from the ONNX agent steps) gives the certified ε the
+    compile's certify stage wrote into profile.json, role by role; the teacher's there is its steps of the role's
+    agents."""
     teacher, bundle = pair
-    assert main(["certify", str(bundle), "--teacher", str(teacher), "--episodes", "2", "--json"]) == 0
+    assert main(["certify", str(bundle), "--teacher", str(teacher), "--episodes", "1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["method"] == "crown" and doc["eps_scale"] == "std" and doc["episodes"] == 2
+    assert doc["method"] == "crown" and doc["eps_scale"] == "std" and doc["episodes"] == 1
     policies = doc["policies"]
     assert list(policies["teacher (teacher.pt)"]) == ["agent"]  # one shared network ...
     assert list(policies["student (bundle)"]) == ["agent0", "agent1"]  # ... split into one per agent
-    assert policies["teacher (teacher.pt)"]["agent"]["steps"] == 2 * 25 * 2
-    for roles in policies.values():
-        for s in roles.values():
-            assert 0 <= s["p10"] <= s["median"]
-            assert list(s["certified_at"].values()) == sorted(s["certified_at"].values(), reverse=True)
+    assert_eps_distribution(policies["teacher (teacher.pt)"]["agent"], 25 * 2)
+    robots = {r["role"]: r for r in json.loads((bundle / "profile.json").read_text())["robots"]}
+    for role, s in policies["student (bundle)"].items():
+        assert_eps_distribution(s, 25)
+        compiled = robots[role]["certified_eps"]
+        assert compiled["episodes"] == 1 and compiled["student"] == s
+        assert_eps_distribution(compiled["teacher"], 25)
     assert main(["certify", str(bundle), "--episodes", "2", "--method", "ibp"]) == 0
     out = capsys.readouterr().out
     assert "Certified robustness" in out and "agent1" in out and "IBP bounds" in out
@@ -50,6 +57,8 @@ def test_certify_refuses_what_is_not_a_bundle_or_teacher(tmp_path, capsys):
     assert main(["certify", str(tmp_path / "broken")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("kdcc certify: error: ") for line in err)
+    assert main(["compile", str(junk), "--certify-episodes", "-1", "-o", str(tmp_path / "out")]) == 2
+    assert "--certify-episodes must be 0 (no certify stage) or more, got -1" in capsys.readouterr().err
 
 
 def test_robust_term_raises_the_certified_eps():
@@ -79,3 +88,26 @@ def test_robust_term_raises_the_certified_eps():
                       for m in ("ibp", "crown")}
     for m in ("ibp", "crown"):
         assert medians[1.0][m] > 1.5 * medians[0.0][m], medians
+
+
+def test_robust_labels_are_each_agents_own_actions():
+    """On a heterogeneous team the robust term's label is the teacher's greedy action among the agent's own: the
+    speaker (3 actions of 5) is never asked to keep a padded action its logits mask out (a loss of ~1e9)."""
+    from kdcc.ir.program import from_modules
+    from kdcc.marl.qmix import build_agent, build_mixer
+    from kdcc.passes.distill import DistillConfig, _loss
+    from tests.conftest import speaker_listener_spec
+
+    torch.manual_seed(0)
+    spec = speaker_listener_spec(hidden=8)
+    program = from_modules(spec, build_agent(spec), build_mixer(spec))
+    B, T, n, H = 2, 2, spec.n_agents, spec.agent.hidden_dim
+    q = torch.zeros(B, T, n, spec.n_actions)
+    q[..., 0, 4] = 5.0  # the speaker's padded action 4 looks best unmasked; its own best is action 1
+    q[..., 0, 1] = 1.0
+    batch = {"obs": torch.randn(B, T, n, spec.obs_dim), "last_actions": torch.zeros(B, T, n, dtype=torch.long),
+             "q": q, "state": torch.randn(B, T, spec.state_dim), "q_tot": torch.zeros(B, T),
+             "hidden": torch.zeros(B, T, n, H)}
+    radius = obs_radius(spec, torch.ones(n, spec.obs_dim))
+    terms = _loss(program, batch, DistillConfig(w_robust=1.0), {"fc1": 0.0, "rnn": 0.0}, (radius, 0.1))
+    assert 0 < float(terms["robust"]) < 100

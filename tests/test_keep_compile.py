@@ -18,7 +18,7 @@ from tests.conftest import FAST, make_tiny_teacher
 
 def _opts(keep, workers, **kw):
     return CompileOptions(budget=Budget(ratio=1.0), collect_episodes=4, options=dict(FAST), keep=keep,
-                          keep_episodes=5, keep_workers=workers, **kw)
+                          keep_episodes=5, keep_workers=workers, certify_episodes=0, **kw)
 
 
 @pytest.fixture

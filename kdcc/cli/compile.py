@@ -56,6 +56,10 @@ def add_parser(sub, common) -> None:
                     "seeds keeps FRACTION of the teacher's (score - 1 SE >= FRACTION); slow: trains one student per "
                     "width tried (in parallel processes)")
     p.add_argument("--keep-episodes", type=int, default=30, help="held-out MPE episodes per --keep candidate")
+    p.add_argument("--certify-episodes", type=int, default=1, metavar="N",
+                   help="with -o: certify the teacher's and the student's every agent step on N probe episodes "
+                   "(CROWN, ε in the teacher's observation std; as kdcc certify) into report.md/html and each "
+                   "role's certified_eps in profile.json; 0 = skip")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
@@ -70,13 +74,15 @@ def run(args) -> int:
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep,
-                          keep_episodes=args.keep_episodes, options=pass_options(args.opt), config=args.config)
+                          keep_episodes=args.keep_episodes, certify_episodes=args.certify_episodes,
+                          options=pass_options(args.opt), config=args.config)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:
         from kdcc.reports.compile_json import compile_json
 
-        print(json.dumps(compile_json(args.out, out.result.records, out.bundle, out.pareto, out.keep), sort_keys=True))
+        print(json.dumps(compile_json(args.out, out.result.records, out.bundle, out.pareto, out.keep,
+                                      out.result.certified), sort_keys=True))
     elif not args.quiet:
         _print_summary(args, out)
     return 0

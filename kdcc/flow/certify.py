@@ -20,7 +20,7 @@ from kdcc.core.errors import KdccError
 from kdcc.core.progress import progress_bar
 from kdcc.ir.bounds import METHODS
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.certify import SCALES, certify_roles, observation_scale, visited_steps
+from kdcc.marl.certify import SCALES, VisitedSteps, certify_roles, observation_scale, visited_steps
 from kdcc.reports.certify import eps_summary
 
 __all__ = ["Subject", "CertifyResult", "certify_subjects"]
@@ -41,6 +41,7 @@ class CertifyResult:
     episodes: int
     summary: dict[str, dict[str, dict[str, Any]]]  # label -> role -> eps_summary
     eps: dict[str, dict[str, np.ndarray]] = field(repr=False)  # label -> role -> ε per visited step
+    visited: dict[str, VisitedSteps] = field(repr=False)  # label -> the steps (and returns) of its episodes
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "eps_scale": self.scale, "episodes": self.episodes, "policies": self.summary}
@@ -65,4 +66,4 @@ def certify_subjects(subjects: list[Subject], episodes: int, scale: str, method:
             eps[s.label] = certify_roles(s.spec, s.networks, visited[s.label], s_unit, method)
             advance()
     summary = {label: {role: eps_summary(e) for role, e in roles.items()} for label, roles in eps.items()}
-    return CertifyResult(method, scale, episodes, summary, eps)
+    return CertifyResult(method, scale, episodes, summary, eps, visited)

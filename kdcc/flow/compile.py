@@ -4,6 +4,8 @@
     plan            the pass list and its typed options, checked before any input is read
     resolve inputs  teacher (its files, one sha256), dataset, target profile: read and checked once
     passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
+    certify         with -o: the teacher's and the student's certified ε on --certify-episodes probe
+                    episodes (kdcc.flow.certify_compile), for the report and profile.json
     studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional); the
                     --keep search (run inside the passes stage, before prune) is reported here
     reports         report.md, report.html and record/ as bytes
@@ -69,6 +71,12 @@ def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):
 
     sections = [robots_section(result.robot_costs, result.records[-1].metrics, opts.budget.scope)]
     figures, files, sweep = {}, {}, None
+    if result.certified is not None:
+        from kdcc.reports.certify import compile_certify_section, robust_weight, score_eps_figure
+
+        sections.append(compile_certify_section(result.certified, result.ctx.options))
+        if robust_weight(result.ctx.options) > 0:
+            figures["score_vs_certified_eps"] = lambda: score_eps_figure(result.certified)
     if result.keep is not None:
         from kdcc.reports.keep import keep_figure, keep_section
 
@@ -113,7 +121,7 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
-                        robot_costs=result.robot_costs, sign_key=sign_key)
+                        robot_costs=result.robot_costs, certified=result.certified, sign_key=sign_key)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -145,6 +153,10 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
 
             bundle_runtime(inputs.profile)  # a runtime to ship that was never fetched: fail now, not after training
         result = run_passes_on(inputs, names, opts)
+        if out_dir is not None and opts.certify_episodes > 0:  # only where a report and profile.json show it
+            from kdcc.flow.certify_compile import certify_compile
+
+            result.certified = certify_compile(result.teacher, result.program, opts.certify_episodes)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
         rec_files = record_files(result.records, _manifest(result, opts))
         bundle = None

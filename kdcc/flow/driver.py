@@ -48,6 +48,7 @@ class CompileOptions:
     keep: float | None = None  # --keep: the cheapest student whose normalised score keeps this fraction
     keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
+    certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +61,7 @@ class CompileResult:
     inputs: CompileInputs
     ctx: PassContext
     keep: dict[str, Any] | None = None  # the --keep search's decision (kdcc.flow.keep)
+    certified: dict[str, Any] | None = None  # the certify stage's ε, teacher and student (kdcc.flow.certify_compile)
 
     @property
     def teacher(self):
@@ -101,6 +103,8 @@ def plan_passes(opts: CompileOptions) -> list[str]:
                 "prune" in names and "distill" in names[names.index("prune"):]):
             raise KdccError(f"{flag} {why}: the pipeline must have prune followed by distill (it has: "
                             f"{', '.join(names)})")
+    if opts.certify_episodes < 0:
+        raise KdccError(f"--certify-episodes must be 0 (no certify stage) or more, got {opts.certify_episodes}")
     opts.options = check_options(opts.options)  # typed by each pass's config: the record keeps the typed values
     return names
 

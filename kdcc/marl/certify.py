@@ -40,12 +40,14 @@ SCALES = ("std", "none")
 @dataclass(frozen=True)
 class VisitedSteps:
     """Every agent step of the episodes, in order: obs [N, obs_dim] (padded), last_action [N], hidden [N, H]
-    (padded to the spec's hidden size), agent [N]."""
+    (padded to the spec's hidden size), agent [N]; and the team return of each episode (the policy's score on
+    the same states)."""
 
     obs: np.ndarray
     last_action: np.ndarray
     hidden: np.ndarray
     agent: np.ndarray
+    returns: np.ndarray
 
 
 class _Recorder(AgentPolicy):
@@ -66,11 +68,11 @@ def visited_steps(spec: MarlSpec, networks: dict[str, nn.Module], episodes: int,
     log: list = []
     steps = {r.name: agent_step(spec, r, networks[r.name]).eval() for r in team_roles(spec)}
     team = DecentralisedPolicy([_Recorder(spec, i, steps[role_of(spec, i).name], log) for i in range(spec.n_agents)])
-    run_episodes(make_env(spec.env), team, episodes, seed)
+    stats = run_episodes(make_env(spec.env), team, episodes, seed)
     H = spec.agent.hidden_dim
     hidden = np.stack([np.pad(h, (0, H - len(h))) for _, _, h, _ in log])
     return VisitedSteps(np.stack([o for o, *_ in log]), np.array([a for _, a, _, _ in log], np.int64), hidden,
-                        np.array([i for *_, i in log], np.int64))
+                        np.array([i for *_, i in log], np.int64), stats.returns)
 
 
 def observation_scale(spec: MarlSpec, visited: VisitedSteps, scale: str) -> np.ndarray:

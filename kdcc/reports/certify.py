@@ -1,10 +1,13 @@
-"""`kdcc certify`'s section: per role, the distribution of certified ε over the visited agent steps.
+"""Certified robustness sections: per role, the distribution of certified ε over the visited agent steps.
 
 A row is one policy's role: how many steps, the median and 10th percentile of the
 certified ε, and the fraction of steps certified at a few radii (ε ≥ t). With a
 teacher beside a student the two are rows of one table, on one scale (the teacher's
 observation std), so a row pair reads as "how much did compression cost in robustness".
-The summary is plain JSON, the form `--json` prints and a profile.json would store.
+The summary is plain JSON, the form `--json` prints and profile.json stores (`certified_eps`).
+`kdcc certify` prints `certify_section`; the compile report carries `compile_certify_section`
+(the compile's certify stage, kdcc.flow.certify_compile), with the score against certified ε
+when the student was trained for robustness (distill.w_robust > 0).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kdcc.reports.document import Column, Paragraph, Section, Table, text
+from kdcc.ir.bounds.certify import EPS_MAX
+from kdcc.passes.distill import DistillConfig
+from kdcc.reports.document import Column, Paragraph, Section, Table, bold, code, text
 
-__all__ = ["THRESHOLDS", "eps_summary", "certify_section"]
+__all__ = ["THRESHOLDS", "eps_summary", "certify_section", "compile_certify_section", "robust_weight",
+           "score_eps_figure"]
 
 THRESHOLDS = (0.01, 0.05, 0.1, 0.5)
 
@@ -37,10 +43,81 @@ def certify_section(results: Mapping[str, Mapping[str, Mapping[str, Any]]], meth
                Column("p10", "10th pct ε", cell=lambda r: f"{r['p10']:.4g}"),
                *(Column(f"at.{t}", f"ε≥{t}", cell=lambda r, t=t: f"{r['certified_at'][str(t)]:.0%}")
                  for t in THRESHOLDS))
+    return Section("Certified robustness", (Table(columns, tuple(rows), "Certified ε per agent step"),
+                                            Paragraph(text(_note(method, scale, episodes)))))
+
+
+def _note(method: str, scale: str, episodes: int) -> str:
     unit = "the teacher's observation std per feature" if scale == "std" else "observation units"
-    note = (f"Certified ε of every agent step on {episodes} fixed episodes (the states each policy visits itself): "
+    return (f"Certified ε of every agent step on {_episodes(episodes)} (the states each policy visits itself): "
             f"the largest L∞ radius, in {unit}, of the agent's own observation within which its greedy action "
             f"provably stays ({method.upper()} bounds on every margin q_greedy − q_a; hidden state and last "
             f"action held fixed; bisection to 0.1%).")
-    return Section("Certified robustness", (Table(columns, tuple(rows), "Certified ε per agent step"),
-                                            Paragraph(text(note))))
+
+
+def _episodes(n: int) -> str:
+    return f"{n} fixed episode{'' if n == 1 else 's'}"
+
+
+def robust_weight(options: Mapping[str, Any]) -> float:
+    """distill.w_robust of a compile's pass options (0: the student was not trained for robustness)."""
+    return float(options.get("distill.w_robust", 0.0))
+
+
+def _score_table(certified: Mapping[str, Any], options: Mapping[str, Any]) -> tuple:
+    """With the robust term on: each policy's mean team return beside the ε of all its agent steps."""
+    team = certified["team"]
+    rows = tuple({"policy": label, **team[label]} for label in ("teacher", "student"))
+    at = str(THRESHOLDS[2])
+    columns = (Column("policy", "policy", align="left"),
+               Column("team_return", "team return", cell=lambda r: f"{r['team_return']:.2f}"),
+               Column("median", "median ε", cell=lambda r: f"{r['median']:.4g}"),
+               Column("p10", "10th pct ε", cell=lambda r: f"{r['p10']:.4g}"),
+               Column("at", f"ε≥{at}", cell=lambda r: f"{r['certified_at'][at]:.0%}"))
+    lead = text(bold("Score against certified ε."), " The student was trained with the robust term (",
+                code(f"distill.w_robust={robust_weight(options):g}"), ", ",
+                code(f"distill.robust_eps={options.get('distill.robust_eps', DistillConfig.robust_eps):g}"),
+                "): each policy's mean team "
+                f"return on the same {_episodes(certified['episodes'])}, beside the certified ε of all its agent "
+                "steps (every role).")
+    return Paragraph(lead), Table(columns, rows, "Score against certified ε")
+
+
+def compile_certify_section(certified: Mapping[str, Any], options: Mapping[str, Any]) -> Section:
+    """The compile's certify stage (kdcc.flow.certify_compile's dict): per student role the teacher's and the
+    student's ε on the same agents; with distill.w_robust > 0 (`options`: the compile's pass options), also each
+    policy's team return beside its ε over all its steps: what the robust term bought, and what it cost."""
+    roles = certified["roles"]
+    results = {label: {role: row[label] for role, row in roles.items()} for label in ("teacher", "student")}
+    section = certify_section(results, certified["method"], certified["eps_scale"], certified["episodes"])
+    blocks = [*section.blocks, Paragraph(text(
+        "Each student role is paired with the teacher's steps of the same agents; the same figures are each role's ",
+        code("certified_eps"), " in profile.json. ", code("--certify-episodes N"), " sets the episodes (0: none)."))]
+    if any(row[label]["median"] >= EPS_MAX for row in roles.values() for label in ("teacher", "student")):
+        blocks.append(Paragraph(text(f"ε = {EPS_MAX:g} is the search's cap: nothing within it changes the action "
+                                     "(with the std scale, also where none of the role's observation features "
+                                     "varied on the teacher's steps, so none moved).")))
+    if robust_weight(options) > 0:
+        blocks += _score_table(certified, options)
+    return Section(section.title, tuple(blocks))
+
+
+def score_eps_figure(certified: Mapping[str, Any]):
+    """Team return against median certified ε (the bar from the 10th percentile), teacher and student."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    for label, color in (("teacher", "gray"), ("student", "#c44e52")):
+        t = certified["team"][label]
+        ax.errorbar(t["median"], t["team_return"], xerr=[[t["median"] - t["p10"]], [0.0]], fmt="o", color=color,
+                    capsize=3, label=label)
+    ax.set_xlabel(f"certified ε ({'obs std' if certified['eps_scale'] == 'std' else 'obs units'}): median, "
+                  "bar from the 10th percentile")
+    n = certified["episodes"]
+    ax.set_ylabel(f"team return ({'one episode' if n == 1 else f'mean of {n} episodes'})")
+    ax.margins(x=0.2, y=0.2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("Score against certified ε")
+    return fig

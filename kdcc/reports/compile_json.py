@@ -17,8 +17,10 @@ __all__ = ["compile_json"]
 
 
 def compile_json(out: str | Path | None, records: Sequence[PassRecord], bundle: Any = None,
-                 pareto: Mapping[str, Any] | None = None, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The bundle directory (None without `-o`), each pass's metrics, the pass table, the bundle, the sweep."""
+                 pareto: Mapping[str, Any] | None = None, keep: Mapping[str, Any] | None = None,
+                 certified: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The bundle directory (None without `-o`), each pass's metrics, the pass table, the bundle, the sweep, and
+    the certify stage's ε of teacher and student (`null` when it did not run: no `-o`, or --certify-episodes 0)."""
     return jsonable({
         "out": None if out is None else str(out),
         "passes": [{"name": r.name, "wall_s": r.wall_s, "metrics": r.metrics, "fidelity": r.fidelity}
@@ -26,5 +28,6 @@ def compile_json(out: str | Path | None, records: Sequence[PassRecord], bundle: 
         "pass_table": pass_table(records).to_json(),
         "bundle": bundle,
         "pareto": pareto,
+        "certified": certified,
         **({"keep": keep} if keep is not None else {}),  # --keep's search: only when it ran
     })

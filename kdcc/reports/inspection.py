@@ -143,7 +143,15 @@ def _role(robot: dict[str, Any]) -> dict[str, Any]:
             "actions": _sizes(actions["count"]) if actions else None,
             "needs_from_others": "nothing (decentralised)" if needs == [] else needs,
             "trained_for": (f"{team['n_agents']} agents ({', '.join(team['composition'])}) in {team['env']['id']}"
-                            if team else None), "envelope_estimated": envelope}
+                            if team else None), "envelope_estimated": envelope,
+            "certified_eps": _eps(robot["certified_eps"]) if "certified_eps" in robot else None}
+
+
+def _eps(c: dict[str, Any]) -> str:
+    """The role's certified ε distribution in one line, the student's then the teacher's."""
+    student, teacher = c["student"], c["teacher"]
+    return (f"median {student['median']:.3g}, p10 {student['p10']:.3g} (teacher {teacher['median']:.3g}, "
+            f"{teacher['p10']:.3g}); {c['method'].upper()}, {c['episodes']} episode(s), scale {c['eps_scale']}")
 
 
 def _sizes(per_agent: dict[str, int]) -> str:
@@ -227,6 +235,8 @@ def _role_lines(r: dict[str, Any]) -> list[str]:
     lines.append(f"  needs from others  {_fmt(r['needs_from_others'])}")
     if r["trained_for"]:
         lines.append(f"  trained for        {r['trained_for']}")
+    if r["certified_eps"]:
+        lines.append(f"  certified ε        {r['certified_eps']}")
     for device, e in r["envelope_estimated"].items():
         step = (f"per step (estimated) {e['latency_us']:.2f} µs, {e['energy_uj']:.3g} µJ, {e['model_bytes']:,} B "
                 "moved; " if e.get("latency_us") is not None else "not costed; ")

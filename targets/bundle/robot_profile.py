@@ -13,6 +13,9 @@ in structured fields a fleet tool can check without reading kdcc's code:
                        compiles are not mixed into one team (`kdcc team-check`)
     envelope           per step and device, estimated by the cost model: latency, energy, memory
                        (the library's size and the cost model's bytes)
+    certified_eps      where the compile certified it: the distribution of the certified ε of the
+                       role's agent steps on probe episodes (median, 10th percentile, fraction
+                       certified at a few radii), the student's beside the teacher's on the same agents
 
 The free-text fields of version 1 (`needs_at_run_time`, `obs_dim`, ...) stay for readers of it.
 """
@@ -78,11 +81,22 @@ def _agent_role(spec: MarlSpec, name: str) -> dict[str, Any]:
             "needs_from_others": []}
 
 
-def robot_entry(spec: MarlSpec, art, cost: dict[str, Any] | None, student: dict[str, str]) -> dict[str, Any]:
-    """profile.json's entry for one built role (`art`: a role_stages.RoleArtifact) or the monitor."""
+def _certified_eps(certified: dict[str, Any], role: str) -> dict[str, Any]:
+    """The role's robustness envelope: its certified ε distribution, the student's and the teacher's."""
+    row = certified["roles"][role]
+    return {"method": certified["method"], "eps_scale": certified["eps_scale"], "episodes": certified["episodes"],
+            "student": row["student"], "teacher": row["teacher"]}
+
+
+def robot_entry(spec: MarlSpec, art, cost: dict[str, Any] | None, student: dict[str, str],
+                certified: dict[str, Any] | None = None) -> dict[str, Any]:
+    """profile.json's entry for one built role (`art`: a role_stages.RoleArtifact) or the monitor;
+    `certified`: the compile's certify stage (kdcc.flow.certify_compile), None when it did not run."""
     entry = _monitor(spec) if art.name == "monitor" else _agent_role(spec, art.name)
     entry.update(libraries=art.libraries, onnx=art.onnx, verification=art.verification,
                  trained_for=trained_for(spec, student), envelope=_envelope(art.libraries, cost))
     if cost is not None:
         entry["cost"] = cost
+    if certified is not None and art.name in certified["roles"]:
+        entry["certified_eps"] = _certified_eps(certified, art.name)
     return entry

@@ -55,6 +55,7 @@ class Build:
     monitor: nn.Module | None = None  # the team monitor (mixer approximation), for a central station
     roles: list = field(default_factory=list)  # RoleArtifact per role, then the monitor's
     robot_costs: dict[str, Any] = field(default_factory=dict)  # role -> the cost model's per-robot estimate
+    certified: dict[str, Any] | None = None  # the compile's certify stage (kdcc.flow.certify_compile), if it ran
     extra_files: dict[str, bytes] = field(default_factory=dict)  # the compile's own files: reports, record/
     sign_key: Path | None = None  # an EC private key (PEM) to sign the bundle with, checked before the build
 
@@ -190,7 +191,7 @@ def write_profile(b: Build) -> None:
     hashes = {"student.onnx": _sha256(b.student_onnx), "student_weights": _weights_sha256(b.module),
               "inputs": {str(p): _sha256(Path(p).read_bytes()) for p in b.inputs}}
     student = {"weights_sha256": hashes["student_weights"], "onnx_sha256": hashes["student.onnx"]}
-    robots = [robot_entry(b.spec, art, b.robot_costs.get(art.name), student) for art in b.roles]
+    robots = [robot_entry(b.spec, art, b.robot_costs.get(art.name), student, b.certified) for art in b.roles]
     libraries = [{**lib.record(b.work), "direct": b.direct[lib.device]} for lib in b.libraries]
     doc = collaboration_profile(b.spec, b.profile, libraries, b.runtime_record,
                                 b.verification, hashes, b.meta, robots)

@@ -91,12 +91,14 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
                  force: bool = False, extra_files: dict[str, bytes] | None = None,
                  meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = (),
                  agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
-                 robot_costs: dict[str, Any] | None = None, sign_key: str | Path | None = None) -> BundleResult:
+                 robot_costs: dict[str, Any] | None = None, certified: dict[str, Any] | None = None,
+                 sign_key: str | Path | None = None) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
 
     `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
     are built too, one library per device each: what one robot runs, and a station's Q_tot;
-    `robot_costs` (role -> the cost model's per-robot estimate) goes into profile.json beside them.
+    `robot_costs` (role -> the cost model's per-robot estimate) goes into profile.json beside them, and so
+    does `certified` (the compile's certify stage: per role, the teacher's and the student's certified ε).
 
     `meta` is merged into profile.json (e.g. the cost envelope and fidelity figures);
     `inputs` are the files the bundle was made from (teacher, profile, dataset): hashed into
@@ -120,6 +122,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     try:
         build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
                       agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}),
+                      certified=certified,
                       extra_files=extra_files, sign_key=sign_key)
         for stage in STAGES:
             stage.run(build)

@@ -1,6 +1,7 @@
 """One pass table, four renderings: the terminal, report.md, report.html and `compile --json` show the same
 headers and cells for the records of one tiny compile; report.html is rendered from the model (no markdown in it)
-and byte-deterministic; decisions read as text, not Python reprs."""
+and byte-deterministic; decisions read as text, not Python reprs; the certify stage's ε of teacher and student is
+in the JSON and both reports, with the score against it when the student was trained for robustness."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from rich.console import Console
 
 from kdcc.cli.app import main
 from kdcc.passes.manager import PassRecord
+from kdcc.reports.certify import compile_certify_section, score_eps_figure
 from kdcc.reports.document import Table
 from kdcc.reports.html import html_blocks, html_report
 from kdcc.reports.markdown import markdown_blocks, markdown_report
 from kdcc.reports.pareto import pareto_section
 from kdcc.reports.pass_table import PASS_COLUMNS, pass_table
 from kdcc.reports.terminal import rich_table
-from tests.conftest import FAST, make_tiny_teacher
+from tests.conftest import FAST, assert_eps_distribution, make_tiny_teacher
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,41 @@ def test_json_without_an_output_directory_has_null_out(tmp_path, capsys):
     text = capsys.readouterr().out
     doc = json.loads(text)
     assert doc["out"] is None and '"out": null' in text and '"None"' not in text
-    assert doc["bundle"] is None and doc["pareto"] is None
+    assert doc["bundle"] is None and doc["pareto"] is None and doc["certified"] is None  # no -o: no report to show it
+
+
+def test_json_markdown_and_html_carry_the_certified_eps_of_teacher_and_student(compiled):
+    cert = compiled["json"]["certified"]
+    assert (cert["method"], cert["eps_scale"], cert["episodes"]) == ("crown", "std", 1)
+    assert list(cert["roles"]) == ["agent"] and cert["roles"]["agent"]["agents"] == [0, 1, 2]
+    for policy in ("teacher", "student"):
+        assert_eps_distribution(cert["roles"]["agent"][policy], 75)
+        assert cert["team"][policy]["team_return"] < 0  # simple_spread's reward is a negative distance
+    md = compiled["md"].split("## Certified robustness", 1)[1]
+    page = compiled["html"].split("<h2>Certified robustness</h2>", 1)[1]
+    for policy in ("teacher", "student"):
+        s = cert["roles"]["agent"][policy]
+        cells = [policy, "agent", "75", f"{s['median']:.4g}", f"{s['p10']:.4g}",
+                 *(f"{s['certified_at'][t]:.0%}" for t in ("0.01", "0.05", "0.1", "0.5"))]
+        assert "| " + " | ".join(cells) + " |" in md
+        assert '<td class="l">' + cells[0] + '</td><td class="l">agent</td><td>75</td>' in page
+    assert "score_vs_certified_eps" not in page  # w_robust is 0: no score-against-ε plot
+
+
+def test_the_certify_section_shows_score_against_certified_eps_when_trained_for_it():
+    s = {"steps": 75, "median": 0.25, "p10": 0.125, "mean": 0.3,
+         "certified_at": {"0.01": 1.0, "0.05": 0.75, "0.1": 0.5, "0.5": 0.0}}
+    robust = {**s, "median": 0.5, "p10": 0.25, "certified_at": {**s["certified_at"], "0.1": 1.0}}
+    cert = {"method": "crown", "eps_scale": "std", "episodes": 2,
+            "roles": {"agent": {"agents": [0, 1, 2], "teacher": s, "student": robust}},
+            "team": {"teacher": {"team_return": -150.0, **s}, "student": {"team_return": -160.5, **robust}}}
+    plain = markdown_blocks(compile_certify_section(cert, {}).blocks)
+    assert "| student | agent | 75 | 0.5 | 0.25 | 100% | 75% | 100% | 0% |" in plain and "2 fixed episodes" in plain
+    assert "Score against certified ε" not in plain
+    md = markdown_blocks(compile_certify_section(cert, {"distill.w_robust": 1.0}).blocks)
+    assert "**Score against certified ε.**" in md and "`distill.w_robust=1`, `distill.robust_eps=0.1`" in md
+    assert "| teacher | -150.00 | 0.25 | 0.125 | 50% |" in md and "| student | -160.50 | 0.5 | 0.25 | 100% |" in md
+    assert score_eps_figure(cert).axes[0].get_ylabel() == "team return (mean of 2 episodes)"
 
 
 def test_decisions_read_as_text(compiled):

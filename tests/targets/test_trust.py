@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from kdcc.cli.app import main
 from kdcc.reports.record_compare import load_record
 from kdcc.targets.bundle.integrity import MANIFEST, SIGNATURE, manifest_bytes
+from tests.conftest import assert_eps_distribution
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,7 +127,7 @@ def test_compile_with_a_sign_key_publishes_a_signed_bundle(keys, tmp_path, capsy
 
     teacher = make_tiny_teacher(tmp_path / "t.pt", seed=3)
     compile_teacher(str(teacher), "host", tmp_path / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST), sign_key=keys["key"])
+        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, certify_episodes=0), sign_key=keys["key"])
     assert _run(capsys, "verify", tmp_path / "bundle", "--key", keys["pub"])[0] == 0
 
 
@@ -140,8 +141,22 @@ def test_a_fresh_profile_is_valid_against_the_schema_and_inspect_prints_each_rol
     agent = doc["robots"][0]
     assert agent["needs_from_others"] == [] and agent["envelope"]["estimated"] is True
     assert agent["trained_for"]["composition"] == ["agent"] * 3
+    eps = agent["certified_eps"]  # the compile's certify stage: 1 probe episode of 25 steps, 3 agents
+    assert (eps["method"], eps["eps_scale"], eps["episodes"]) == ("crown", "std", 1)
+    for policy in ("teacher", "student"):
+        assert_eps_distribution(eps[policy], 75)
+    assert "certified_eps" not in doc["robots"][-1]  # the monitor acts on nothing
+    bad = json.loads(json.dumps(doc))
+    bad["robots"][0]["certified_eps"]["student"]["certified_at"]["0.1"] = 1.5  # not a fraction: refused
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema, cls=jsonschema.Draft202012Validator)
+    report = (bundle / "report.md").read_text().split("## Certified robustness", 1)[1]
+    s = eps["student"]
+    assert f"| student | agent | 75 | {s['median']:.4g} | {s['p10']:.4g} | {s['certified_at']['0.01']:.0%} |" in report
+    assert "| teacher | agent | 75 |" in report and "Score against certified ε" not in report  # w_robust is 0
     code, out, _ = _run(capsys, "inspect", bundle)
     assert code == 0 and "needs from others  nothing (decentralised)" in out and "per step (estimated)" in out
+    assert f"certified ε        median {s['median']:.3g}, p10 {s['p10']:.3g} (teacher " in out
     assert "matches manifest.json" in out
 
 
