@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/per_agent.py
 	$(BIN)/python bench/step_floor.py
+	$(BIN)/python bench/scaling.py
 
 clean:
 	rm -rf build $(VENV)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sections import write_section  # noqa: E402
 from per_agent import _median_us, _ort  # noqa: E402  (the bench's shared timing helpers)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,45 @@ def _footprint(orin: Path) -> dict:
             "tvm_runtime_bytes": runtime, "vm_total_bytes": lib["bytes"] + runtime}
 
 
+_ROWS = {"c_direct": "VM-free library from C (`kdcc_step_run`, bench/step_timer.c)",
+         "c_api_direct": "VM-free, through the C API (`kdcc_agent_step`, robot_runner --bench)",
+         "c_vm": "Relax VM from C++ (`kdcc_policy_step`, policy_runner --bench)",
+         "c_api_vm": "Relax VM from C++ (`kdcc_agent_step`, robot_runner --bench, KDCC_POLICY_RUNTIME=vm)",
+         "python_direct": "VM-free from Python (`DirectPolicy.step` / `DirectAgent.act`, what kdcc eval runs)",
+         "python_vm": "Relax VM from Python (`HostPolicy.step` / `HostAgent.act`)",
+         "onnxruntime": "ONNX Runtime, Python, same graph (session.run)",
+         "torch_eager": "torch eager, the student module",
+         "executorch_xnnpack": "ExecuTorch + XNNPACK (optional package)"}
+
+
+def _markdown(out: dict) -> str:
+    lines = ["## VM-free step against the alternatives (bench/step_floor.py)", "",
+             f"Measured {out['date']} on {out['machine']}, {out['cores']} cores (1-minute load {out['load_1min']:.1f} "
+             f"at the end: the machine is shared, so absolute times are inflated), one thread, medians of "
+             f"{out['calls']:,} calls after warm-up; the example teacher's default student (`--target host`). "
+             f"Floor: FLOPs ÷ {out['peak_gflops']:.0f} GFLOP/s (one core's FMA peak).", ""]
+    for step in ("team", "agent"):
+        row = out[step]
+        base = row["c_direct"]["median_us"]
+        lines += [f"**{step} step** ({row['flops']:,} FLOPs, floor {row['floor_us']:.3f} µs)", "",
+                  "| runtime | median µs | p99 µs | ÷ VM-free C |", "|---|--:|--:|--:|"]
+        for key, what in _ROWS.items():
+            value = row.get(key)
+            if isinstance(value, dict) and "median_us" in value:
+                lines.append(f"| {what} | {value['median_us']:.3f} | {value['p99_us']:.3f} | "
+                             f"{value['median_us'] / base:.1f}× |")
+            elif isinstance(value, dict) and "skipped" in value:
+                lines.append(f"| {what} | — | — | {value['skipped']} |")
+        lines.append("")
+    eq, fp = out["equality"], out["footprint"]
+    lines += [f"VM-free vs VM team step over {eq['episodes']} MPE episodes ({eq['steps']:,} steps): "
+              f"{eq['action_mismatches']} action mismatches, max |ΔQ|, |ΔQ_tot| {eq['max_abs_q_diff']:.3g}.", "",
+              f"What one Orin robot installs (role `agent`, aarch64): VM-free `agent.direct.so` "
+              f"{fp['vm_free_bytes']:,} B, nothing else; with the VM, `agent.so` {fp['vm_library_bytes']:,} B + "
+              f"the TVM runtime {fp['tvm_runtime_bytes']:,} B = {fp['vm_total_bytes']:,} B."]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=100_000)
@@ -233,6 +273,7 @@ def main() -> int:
             elif isinstance(value, dict) and "skipped" in value:
                 print(f"  {name:20s} skipped: {value['skipped']}")
     print(f"equality over {out['equality']['episodes']} episodes: {out['equality']}")
+    write_section("step_floor", _markdown(out))
     print(f"one robot installs: {out['footprint']}")
     shutil.rmtree(work / "fw-vm", ignore_errors=True)
     return 0
