@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _sections import write_section  # noqa: E402
 
 
 def _teacher(path: Path, n: int) -> dict:
@@ -125,7 +127,25 @@ def main() -> int:
            "note": "untrained teachers: cost, not fidelity", "rows": rows}
     (ROOT / "bench" / "scaling.json").write_text(json.dumps(doc, indent=2) + "\n")
     _plot(rows, ROOT / "bench" / "scaling.png")
+    write_section("scaling", _markdown(doc))
     return 0
+
+
+def _markdown(doc: dict) -> str:
+    head = ("| agents | obs | compile s | compile peak MB | team FLOPs | agent FLOPs | team step µs (VM / VM-free) "
+            "| agent step µs (VM / VM-free run) | team library kB (VM / VM-free) | agent library kB (VM / VM-free) |")
+    lines = ["## How cost grows with the team (bench/scaling.py)", "",
+             f"Measured {doc['date']} on {doc['machine']}, {doc['cores']} cores (shared). Spread teams of N agents, "
+             "teachers of the example's shape with random weights (cost, not fidelity, is measured: the students "
+             "are not trained to any score), compiled `--target host` with a short distillation; steps from Python, "
+             "one thread, medians. ![scaling](scaling.png)", "", head, "|" + "--:|" * 10]
+    for r in doc["rows"]:
+        lines.append(f"| {r['n_agents']} | {r['obs_dim']} | {r['compile_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['team_flops']:,} | {r['agent_flops']:,} | {r['team_step_us']:.2f} / {r['team_step_direct_us']:.2f} | "
+                     f"{r['agent_step_us']:.2f} / {r['agent_step_direct_us']:.2f} | "
+                     f"{r['team_library_bytes'] / 1e3:.0f} / {r['team_direct_bytes'] / 1e3:.0f} | "
+                     f"{r['agent_library_bytes'] / 1e3:.0f} / {r['agent_direct_bytes'] / 1e3:.0f} |")
+    return "\n".join(lines)
 
 
 def _plot(rows: list[dict], path: Path) -> None:
