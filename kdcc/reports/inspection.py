@@ -240,7 +240,8 @@ def _role_lines(r: dict[str, Any]) -> list[str]:
     for device, e in r["envelope_estimated"].items():
         step = (f"per step (estimated) {e['latency_us']:.2f} µs, {e['energy_uj']:.3g} µJ, {e['model_bytes']:,} B "
                 "moved; " if e.get("latency_us") is not None else "not costed; ")
-        lines.append(f"  {device:<18} {step}library {e['library_bytes']:,} B")
+        vm_free = f" (VM-free {e['vm_free_library_bytes']:,} B)" if e.get("vm_free_library_bytes") else ""
+        lines.append(f"  {device:<18} {step}library {e['library_bytes']:,} B{vm_free}")
     return lines
 
 

@@ -34,7 +34,8 @@ def robots_section(costs: Mapping[str, Mapping[str, Any]], team_metrics: Mapping
                *_device_columns(devices))
     scope_text = ("one robot's agent step (every role had to fit)" if scope == "robot"
                   else "the whole team step")
-    note = (f"Each robot runs its own role's library (lib/<device>/<role>.so) on its own observation: nothing from "
+    note = (f"Each robot runs its own role's library on its own observation (lib/<device>/<role>.direct.so on a CPU: "
+            f"VM-free, libc only; lib/<device>/<role>.so with TVM's runtime on a GPU): nothing from "
             f"other agents and no global state per step. The team step is what a simulator or a central station "
             f"runs. The budget limited {scope_text} (--budget-scope {scope}).")
     return Section("What each robot runs", (Table(columns, tuple([*rows, team]), "What each robot runs"),

@@ -43,6 +43,9 @@ def _envelope(libraries: dict[str, dict[str, Any]], cost: dict[str, Any] | None)
     per_device = {}
     for device, lib in sorted(libraries.items()):
         entry: dict[str, Any] = {"memory": {"library_bytes": lib["bytes"]}}
+        direct = lib.get("direct", {})
+        if "bytes" in direct:  # what a robot installs by default: the VM-free library alone
+            entry["memory"].update(vm_free_library_bytes=direct["bytes"], working_bytes=direct["storage_bytes"])
         if cost is not None:
             entry.update(cost["devices"].get(device, {}))
             entry["memory"].update(model_bytes=cost["bytes"], param_bytes=cost["param_bytes"])
