@@ -4,14 +4,16 @@
 
 For each N a QMIX teacher of the example's shape (GRU 64, hypernet 64) is built with random
 weights — fidelity is not the point here, the cost of compiling and running a team of N is —
-and compiled for this machine (`--target host`, default pipeline, a short distillation so the
-run stays in minutes: `--opt distill.steps=50 --opt distill.dagger_every=0`, dataset of 8
-episodes). Recorded per N: compile wall time and peak memory (a fresh process: VmHWM from
-/proc), FLOPs of the team step and of one agent step, the team step and one agent step
-(median of --calls calls, one thread, from Python through the compiled libraries), and the
-libraries' sizes, for the Relax VM libraries and their VM-free forms (`.direct.so`). Writes bench/scaling.json and bench/scaling.png. In simple_spread the
-observation grows with N (every landmark and every other agent), so one agent step grows with
-N too; the team step about as N times that.
+and compiled for this machine (`--target host`, 10× fewer FLOPs per robot: 30× is below the
+smallest student of a GRU-64 teacher from N = 6; a short distillation so the run stays in
+minutes: `--opt distill.steps=50 --opt distill.dagger_every=0`, dataset of 8 episodes).
+Recorded per N: compile wall time and peak memory (a fresh process: VmHWM from /proc), FLOPs
+of the team step and of one agent step, the team step and one agent step (median of --calls
+calls, one thread, from Python through the compiled libraries), and the libraries' sizes, for
+the Relax VM libraries and their VM-free forms (`.direct.so`). Writes bench/scaling.json,
+bench/scaling.png and its section of bench/results.md. In simple_spread the observation grows
+with N (every landmark and every other agent), so one agent step grows with N too; the team
+step about as N times that.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def _teacher(path: Path, n: int) -> dict:
 def _compile(teacher: Path, data: Path, out: Path) -> dict:
     """A fresh process; its wall time and peak resident memory (VmHWM of the child, via wait4)."""
     cmd = [sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "--dataset", str(data),
-           "-o", str(out), "--force", "-q", "--opt", "distill.steps=50", "--opt", "distill.dagger_every=0"]
+           "-o", str(out), "--force", "-q", "--budget-flops", "10x", "--certify-episodes", "0",
+           "--opt", "distill.steps=50", "--opt", "distill.dagger_every=0"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env={**os.environ, "TVM_NUM_THREADS": "1"})
     _, status, usage = os.wait4(proc.pid, 0)
