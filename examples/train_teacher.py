@@ -67,10 +67,31 @@ def parse_args(argv=None):
     p.add_argument("--target-update", type=int, default=200, help="episodes between target refreshes")
     p.add_argument("--eval-every", type=int, default=25_000, help="env steps between greedy evaluations")
     p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--standardise-rewards", action="store_true",
+                   help="TD targets from (r - mean) / std of every reward seen so far (EPyMARL's option)")
     p.add_argument("--terminal-at-limit", action="store_true",
                    help="treat the time limit as terminal (no bootstrap from the last state)")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
+
+
+class RewardStats:
+    """Running mean and std of every reward seen, for `--standardise-rewards`. Shifting each step's reward by
+    a constant and scaling it by a positive one leaves the greedy policy as it was, and keeps the Q-values
+    near zero: without a mixer (IQL) each agent's Q must otherwise carry the team's whole value level, and
+    its action gaps (~0.1) drown in a level that reaches tens."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, rewards: np.ndarray):
+        n, mean = rewards.size, float(rewards.mean())
+        delta, total = mean - self.mean, self.n + n
+        self.m2 += float(((rewards - mean) ** 2).sum()) + delta ** 2 * self.n * n / total
+        self.mean, self.n = self.mean + delta * n / total, total
+
+    def standardise(self, rewards: torch.Tensor) -> torch.Tensor:
+        return (rewards - self.mean) / max((self.m2 / self.n) ** 0.5, 1e-8)
 
 
 class Replay:
@@ -179,6 +200,7 @@ def main(argv=None) -> int:
     opt = torch.optim.Adam(params, lr=args.lr)
     T = e0.max_steps
     replay = Replay(args.buffer, T, spec.n_agents, spec.obs_dim, spec.state_dim)
+    reward_stats = RewardStats()
 
     out = Path(args.out)
     curve_path = out.with_name(out.stem + "_curve.csv")
@@ -193,6 +215,7 @@ def main(argv=None) -> int:
         seeds = rng.integers(0, 2**31 - 1, size=args.envs)
         o, s, a, r, ret = run_episodes(spec, envs, agent, seeds, eps, rng)
         replay.add(o, s, a, r)
+        reward_stats.add(r)
         steps += args.envs * T
         episodes += args.envs
         train_ret = float(ret.mean())
@@ -208,6 +231,8 @@ def main(argv=None) -> int:
                     not_last = torch.ones_like(rw)
                     if args.terminal_at_limit:
                         not_last[:, -1] = 0.0
+                    if args.standardise_rewards:
+                        rw = reward_stats.standardise(rw)
                     y = rw.unsqueeze(-1) + args.gamma * not_last.unsqueeze(-1) * target
                 chosen = q[:, :-1].gather(-1, ac.unsqueeze(-1)).squeeze(-1)
                 loss = F.mse_loss(td_values(args.algorithm, mixer, chosen, st[:, :-1]), y)
@@ -245,7 +270,7 @@ def main(argv=None) -> int:
         "command": "python " + " ".join(["examples/train_teacher.py", *(argv if argv is not None else sys.argv[1:])]),
         "env_steps": steps, "episodes": episodes, "best_at_env_steps": best[1][2],
         "best_eval_return": round(best[0], 3), "wall_seconds": round(time.time() - start, 1),
-        "seed": args.seed, "torch": torch.__version__,
+        "seed": args.seed, "torch": torch.__version__, "standardised_rewards": args.standardise_rewards,
     }
     save_teacher(out, spec, agent, mixer, provenance)
     with open(curve_path, "w", newline="") as f:
