@@ -107,3 +107,21 @@ def test_docs_and_readme_list_the_new_kinds():
     for text in ("mixer: vdn", "mixer: null", "critic.th", "pi_logits", "central_mixer"):
         assert text in inputs
     assert "EPyMARL VDN, IQL, MAPPO or IPPO checkpoint" in readme
+
+
+SHIPPED = [("spread_teacher.pt", "QMIX"), ("speaker_listener_teacher.pt", "QMIX"),
+           ("vdn_spread_teacher.pt", "VDN"), ("iql_spread_teacher.pt", "IQL"), ("mappo_spread_teacher.pt", "MAPPO")]
+
+
+@pytest.mark.parametrize(("name", "algorithm"), SHIPPED)
+def test_each_shipped_example_teacher_names_its_algorithm_and_has_learned(name, algorithm, capsys):
+    """`kdcc inspect` names the algorithm; `kdcc eval` of the teacher on 8 seeds beats a uniform random
+    policy on the same seeds by a wide margin (every one was ≥ 20 better per episode over 100 seeds)."""
+    from kdcc.cli.app import main
+
+    path = REPO / "examples" / name
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["algorithm"].startswith(algorithm + " ")
+    assert main(["eval", str(path), "--episodes", "8", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["mean"] > r["random_mean"] + 10.0, r
