@@ -12,8 +12,11 @@ batched. Default scenario simple_spread_v3, N=3.
 
     python examples/train_teacher.py --minutes 30 -o examples/spread_teacher.pt
 
-    python examples/train_teacher.py --algorithm vdn --hidden 64 --max-steps 300000 --minutes 30 \
+    python examples/train_teacher.py --algorithm vdn --hidden 64 --max-steps 300000 --minutes 20 \
         -o examples/vdn_spread_teacher.pt
+
+    python examples/train_teacher.py --algorithm iql --hidden 64 --standardise-rewards --max-steps 300000 \
+        --minutes 20 -o examples/iql_spread_teacher.pt
 
     python examples/train_teacher.py --env simple_speaker_listener_v4 --hidden 128 --minutes 15 \
         -o examples/speaker_listener_teacher.pt
