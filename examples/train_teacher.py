@@ -21,11 +21,10 @@ batched. Default scenario simple_spread_v3, N=3.
     python examples/train_teacher.py --env simple_speaker_listener_v4 --hidden 128 --minutes 15 \
         -o examples/speaker_listener_teacher.pt
 
-writes the teacher (format v1, `spec.algorithm` set for VDN and IQL), `<out>_curve.csv`
-and `<out>_curve.png`. `--max-steps` bounds a run reproducibly (same seed, same
-weights); `--minutes` is a wall-clock cap that stops it early on a slow machine. Agents
-with fewer actions than the widest (speaker–listener) act, explore and
-bootstrap only over the actions they have (the env's `avail` mask).
+writes the teacher (format v1, `spec.algorithm` set for VDN and IQL), `<out>_curve.csv` and
+`<out>_curve.png`. `--max-steps` bounds a run reproducibly (same seed, same weights); `--minutes`
+caps its wall-clock time. Agents with fewer actions than the widest (speaker–listener) act,
+explore and bootstrap only over the actions they have (the env's `avail` mask).
 """
 
 from __future__ import annotations
@@ -79,10 +78,9 @@ def parse_args(argv=None):
 
 
 class RewardStats:
-    """Running mean and std of every reward seen, for `--standardise-rewards`. Shifting each step's reward by
-    a constant and scaling it by a positive one leaves the greedy policy as it was, and keeps the Q-values
-    near zero: without a mixer (IQL) each agent's Q must otherwise carry the team's whole value level, and
-    its action gaps (~0.1) drown in a level that reaches tens."""
+    """Running mean and std of all rewards, for `--standardise-rewards`: a shift and a positive scale leave the
+    greedy policy as it was, and without a mixer (IQL) each agent's Q otherwise carries the team's whole
+    value level (tens), in which its action gaps (~0.1) drown."""
 
     def __init__(self):
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
