@@ -1,19 +1,30 @@
-"""Train an example QMIX teacher on a cooperative MPE scenario (default simple_spread_v3, N=3) on the CPU.
+"""Train an example value-based teacher (QMIX, VDN or IQL) on a cooperative MPE scenario on the CPU.
 
-QMIX as in PyMARL/EPyMARL: a GRU agent shared by all agents (input = obs ‖
-last-action one-hot ‖ agent-id one-hot), a 2-layer hypernetwork mixer, replay
-of whole episodes, a target network refreshed every `--target-update`
-episodes, double-Q targets and linearly annealed ε-greedy exploration. Several
-environments step in lockstep so the policy runs batched.
+As in PyMARL/EPyMARL: a GRU agent shared by all agents (input = obs ‖
+last-action one-hot ‖ agent-id one-hot), replay of whole episodes, a target
+network refreshed every `--target-update` episodes, double-Q targets and
+linearly annealed ε-greedy exploration. The algorithms differ only in what the
+TD target is about (`--algorithm`): QMIX regresses Q_tot from a 2-layer
+hypernetwork mixer, VDN the sum of the agents' chosen Q, IQL each agent's own
+chosen Q towards the team reward plus its own bootstrap (EPyMARL's q_learner
+with `mixer: null`). Several environments step in lockstep so the policy runs
+batched. Default scenario simple_spread_v3, N=3.
 
     python examples/train_teacher.py --minutes 30 -o examples/spread_teacher.pt
+
+    python examples/train_teacher.py --algorithm vdn --hidden 64 --max-steps 300000 --minutes 20 \
+        -o examples/vdn_spread_teacher.pt
+
+    python examples/train_teacher.py --algorithm iql --hidden 64 --standardise-rewards --max-steps 300000 \
+        --minutes 20 -o examples/iql_spread_teacher.pt
 
     python examples/train_teacher.py --env simple_speaker_listener_v4 --hidden 128 --minutes 15 \
         -o examples/speaker_listener_teacher.pt
 
-writes the teacher (format v1), `<out>_curve.csv` and `<out>_curve.png`. Agents
-with fewer actions than the widest (speaker–listener) act, explore and
-bootstrap only over the actions they have (the env's `avail` mask).
+writes the teacher (format v1, `spec.algorithm` set for VDN and IQL), `<out>_curve.csv` and
+`<out>_curve.png`. `--max-steps` bounds a run reproducibly (same seed, same weights); `--minutes`
+caps its wall-clock time. Agents with fewer actions than the widest (speaker–listener) act,
+explore and bootstrap only over the actions they have (the env's `avail` mask).
 """
 
 from __future__ import annotations
@@ -33,11 +44,16 @@ from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
 from kdcc.marl.mpe import make_env, with_agent_sizes
 from kdcc.marl.qmix import build_agent, build_inputs, build_mixer
 
+MIXERS = {"qmix": "qmix", "vdn": "vdn", "iql": "none"}  # algorithm -> spec.mixer.kind
+ALGORITHMS = {"qmix": "QMIX", "vdn": "VDN (sum mixer)", "iql": "IQL (no mixer, per-agent TD)"}
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--out", default="examples/spread_teacher.pt")
     p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.marl.mpe.SCENARIOS)")
+    p.add_argument("--algorithm", choices=sorted(MIXERS), default="qmix",
+                   help="qmix: hypernetwork mixer; vdn: Q_tot = sum of chosen Q; iql: no mixer, per-agent TD")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, default=2_000_000, help="env-step budget")
     p.add_argument("--envs", type=int, default=8, help="environments stepped in lockstep")
@@ -53,10 +69,30 @@ def parse_args(argv=None):
     p.add_argument("--target-update", type=int, default=200, help="episodes between target refreshes")
     p.add_argument("--eval-every", type=int, default=25_000, help="env steps between greedy evaluations")
     p.add_argument("--eval-episodes", type=int, default=32)
+    p.add_argument("--standardise-rewards", action="store_true",
+                   help="TD targets from (r - mean) / std of every reward seen so far (EPyMARL's option)")
     p.add_argument("--terminal-at-limit", action="store_true",
                    help="treat the time limit as terminal (no bootstrap from the last state)")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
+
+
+class RewardStats:
+    """Running mean and std of all rewards, for `--standardise-rewards`: a shift and a positive scale leave the
+    greedy policy as it was, and without a mixer (IQL) each agent's Q otherwise carries the team's whole
+    value level (tens), in which its action gaps (~0.1) drown."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, rewards: np.ndarray):
+        n, mean = rewards.size, float(rewards.mean())
+        delta, total = mean - self.mean, self.n + n
+        self.m2 += float(((rewards - mean) ** 2).sum()) + delta ** 2 * self.n * n / total
+        self.mean, self.n = self.mean + delta * n / total, total
+
+    def standardise(self, rewards: torch.Tensor) -> torch.Tensor:
+        return (rewards - self.mean) / max((self.m2 / self.n) ** 0.5, 1e-8)
 
 
 class Replay:
@@ -101,6 +137,15 @@ def unroll(spec, agent, obs, actions):
     return torch.stack(qs, dim=1)
 
 
+def td_values(algorithm, mixer, chosen, states):
+    """What the TD loss regresses, [B, T, k]: Q_tot (k = 1) for QMIX and VDN, each agent's chosen Q
+    (k = n_agents) for IQL, whose targets are the shared team reward plus the agent's own bootstrap."""
+    if algorithm == "iql":
+        return chosen
+    B, T, n = chosen.shape
+    return mixer(chosen.reshape(-1, n), states.reshape(B * T, -1)).view(B, T, 1)
+
+
 def unavail_bias(env) -> torch.Tensor:
     """[n, A]: 0 where an agent has the action, -1e9 where it has not."""
     return (1.0 - torch.from_numpy(env.avail)) * -1e9
@@ -143,10 +188,11 @@ def main(argv=None) -> int:
     env_spec = EnvSpec(args.env, defaults.get(args.env, {"max_cycles": 25}))
     envs = [make_env(env_spec) for _ in range(args.envs)]
     e0 = envs[0]
+    mixer_spec = (MixerSpec("qmix", args.embed, 2, args.hypernet_embed) if args.algorithm == "qmix"
+                  else MixerSpec(MIXERS[args.algorithm]))
     spec = with_agent_sizes(MarlSpec(
         n_agents=e0.n_agents, obs_dim=e0.obs_dim, state_dim=e0.state_dim, n_actions=e0.n_actions,
-        agent=AgentSpec("rnn", args.hidden), mixer=MixerSpec("qmix", args.embed, 2, args.hypernet_embed),
-        env=env_spec))
+        agent=AgentSpec("rnn", args.hidden), mixer=mixer_spec, env=env_spec, algorithm=args.algorithm))
     agent, mixer = build_agent(spec), build_mixer(spec)
     t_agent, t_mixer = build_agent(spec), build_mixer(spec)
     t_agent.load_state_dict(agent.state_dict())
@@ -155,6 +201,7 @@ def main(argv=None) -> int:
     opt = torch.optim.Adam(params, lr=args.lr)
     T = e0.max_steps
     replay = Replay(args.buffer, T, spec.n_agents, spec.obs_dim, spec.state_dim)
+    reward_stats = RewardStats()
 
     out = Path(args.out)
     curve_path = out.with_name(out.stem + "_curve.csv")
@@ -169,6 +216,7 @@ def main(argv=None) -> int:
         seeds = rng.integers(0, 2**31 - 1, size=args.envs)
         o, s, a, r, ret = run_episodes(spec, envs, agent, seeds, eps, rng)
         replay.add(o, s, a, r)
+        reward_stats.add(r)
         steps += args.envs * T
         episodes += args.envs
         train_ret = float(ret.mean())
@@ -180,16 +228,15 @@ def main(argv=None) -> int:
                     tq = unroll(spec, t_agent, ob, ac)
                     best_next = (q[:, 1:].detach() + mask).argmax(-1, keepdim=True)  # double Q: online argmax
                     tq_next = tq[:, 1:].gather(-1, best_next).squeeze(-1)
-                    target_tot = t_mixer(tq_next.reshape(-1, spec.n_agents),
-                                         st[:, 1:].reshape(-1, spec.state_dim)).view(args.batch, -1)
+                    target = td_values(args.algorithm, t_mixer, tq_next, st[:, 1:])
                     not_last = torch.ones_like(rw)
                     if args.terminal_at_limit:
                         not_last[:, -1] = 0.0
-                    y = rw + args.gamma * not_last * target_tot
+                    if args.standardise_rewards:
+                        rw = reward_stats.standardise(rw)
+                    y = rw.unsqueeze(-1) + args.gamma * not_last.unsqueeze(-1) * target
                 chosen = q[:, :-1].gather(-1, ac.unsqueeze(-1)).squeeze(-1)
-                q_tot = mixer(chosen.reshape(-1, spec.n_agents),
-                              st[:, :-1].reshape(-1, spec.state_dim)).view(args.batch, -1)
-                loss = F.mse_loss(q_tot, y)
+                loss = F.mse_loss(td_values(args.algorithm, mixer, chosen, st[:, :-1]), y)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -220,18 +267,18 @@ def main(argv=None) -> int:
     mixer.load_state_dict(best[1][1])
     provenance = {
         "trainer": "examples/train_teacher.py",
-        "algorithm": "QMIX (double-Q, episode replay, target network, eps-greedy)",
+        "algorithm": f"{ALGORITHMS[args.algorithm]} (double-Q, episode replay, target network, eps-greedy)",
         "command": "python " + " ".join(["examples/train_teacher.py", *(argv if argv is not None else sys.argv[1:])]),
         "env_steps": steps, "episodes": episodes, "best_at_env_steps": best[1][2],
         "best_eval_return": round(best[0], 3), "wall_seconds": round(time.time() - start, 1),
-        "seed": args.seed, "torch": torch.__version__,
+        "seed": args.seed, "torch": torch.__version__, "standardised_rewards": args.standardise_rewards,
     }
     save_teacher(out, spec, agent, mixer, provenance)
     with open(curve_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    plot_curve(rows, out.with_name(out.stem + "_curve.png"), spec.env.id)
+    plot_curve(rows, out.with_name(out.stem + "_curve.png"), f"{args.algorithm.upper()} teacher on {spec.env.id}")
     print(f"wrote {out} (best eval return {best[0]:.2f} at {best[1][2]} env steps)")
     return 0
 
@@ -246,7 +293,7 @@ def plot_curve(rows, path, title):
     ax.plot(x, [r["eval_return"] for r in rows], label="greedy eval")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("team return per episode")
-    ax.set_title(f"QMIX teacher on {title}")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
