@@ -82,7 +82,8 @@ def test_compiles_end_to_end_and_mixer_passes_record_why_they_skip(tmp_path, alg
         assert (options["w_q"], options["w_value"], options["tau"]) == (0.0, 0.0, 1.0)
         assert terms["critic"].startswith("the teacher's critic is not used")
     else:
-        assert options["w_value"] == 0.5 and "sum of the chosen Q" in terms["value"]
+        assert (options["w_q"], options["w_value"]) == (0.0, 0.0) and "sum of the chosen Q" in terms["value"]
+        assert "off by default" in terms["value"]
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"teacher: {algorithm.upper()}" in report
 
