@@ -9,7 +9,11 @@ aarch64 candidate is cross-linked), and timed on the device of an `rpc.Timer`: t
 the board through the same RPC session `kdcc measure` uses. A candidate that fails to build or
 run is reported to MetaSchedule as an error, as the pool's workers would.
 
-The other half of that start-up: MetaSchedule's first tuning context imports
+The schedule space is MetaSchedule's generic LLVM one without parallel loops
+(`single_thread_space`): a robot runs its step on one thread, a parallel launch costs more than a
+team step's kernels, and a parallel kernel run in the RPC server's forked worker crashed it.
+
+The other half of the pool's start-up: MetaSchedule's first tuning context imports
 `tvm.s_tir.tensor_intrin`, which parses ~500 TVMScript tensor intrinsics, nearly all CUDA ones,
 each parse calling `inspect.stack()` (slow with torch's thousands of modules loaded): measured
 here at 117 s of a 169 s first `TuneContext`. `cpu_tensor_intrinsics` registers only the CPU
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cpu_tensor_intrinsics", "make_builder", "make_runner"]
+__all__ = ["cpu_tensor_intrinsics", "single_thread_space", "make_builder", "make_runner"]
 
 NUMBER = 20  # calls per timed sample: one call of a tiny kernel is below the timer's resolution
 REPEAT = 3   # samples per candidate (MetaSchedule keeps their mean)
@@ -48,6 +52,17 @@ def cpu_tensor_intrinsics(arch: str) -> None:
         sys.modules[package] = stub
     if arch in INTRINSICS:
         importlib.import_module(f"{package}.{INTRINSICS[arch]}")
+
+
+def single_thread_space():
+    """MetaSchedule's LLVM schedule space with parallelism off (module docstring)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    rules = [ms.schedule_rule.ParallelizeVectorizeUnroll(max_jobs_per_core=-1, max_vectorize_extent=64,
+                                                         unroll_max_steps=[0, 16, 64, 512], unroll_explicit=True)
+             if isinstance(r, ms.schedule_rule.ParallelizeVectorizeUnroll) else r
+             for r in ms.schedule_rule.ScheduleRule.create("llvm")]
+    return ms.space_generator.PostOrderApply(sch_rules=rules, postprocs="llvm", mutator_probs="llvm")
 
 
 def _one_line(e: Exception) -> str:

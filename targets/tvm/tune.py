@@ -6,7 +6,8 @@ the records match what the build schedules. Elementwise kernels, gathers and the
 kdcc's schedules: they are a small share of a step. One CPU device is tuned: the target's first,
 on this machine, or on the board through TVM RPC (`rpc.Remote`, the options of `kdcc measure`).
 
-How: N trials in all, at most ceil(N / tasks) per task, the costliest tasks first; candidates drawn by replaying the schedule
+How: N trials in all, at most ceil(N / tasks) per task, the costliest tasks first, in MetaSchedule's
+LLVM schedule space without parallel loops (one thread, as robots run a step); candidates drawn by replaying the schedule
 space's traces with random decisions (`replay-trace`; MetaSchedule's evolutionary search ranks
 candidates with an XGBoost model, which kdcc does not depend on: with its random model it would
 be the same search, slower), built and timed in this process (`ms_harness`), one thread.
@@ -46,7 +47,7 @@ from kdcc.core.progress import note
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 from kdcc.targets.tvm.rpc import Remote
 
-__all__ = ["TuneOutcome", "tune_step", "open_database", "tuning_device", "TOLERANCE"]
+__all__ = ["TuneOutcome", "tune_step", "tune_team_step", "open_database", "tuning_device", "TOLERANCE"]
 
 TOLERANCE = 1e-5  # tuned vs untuned outputs: a reordered float sum, nothing more
 TIMED_CALLS = 300  # per round; two rounds each, alternating tuned and untuned
@@ -68,7 +69,9 @@ class TuneOutcome:
     date: str
 
     def record(self) -> dict[str, Any]:
-        return {**asdict(self), "speedup": round(self.untuned_us / self.tuned_us, 3)}
+        """For profile.json and the report (the cache's path on this machine left out)."""
+        out = {k: v for k, v in asdict(self).items() if k != "database"}
+        return {**out, "speedup": round(self.untuned_us / self.tuned_us, 3)}
 
 
 def open_database(path: str | Path):
@@ -122,7 +125,7 @@ def _tune(tasks, target, entry: Path, trials: int, timer, arch: str, where: str)
     import tvm
     from tvm.s_tir import meta_schedule as ms
 
-    from kdcc.targets.tvm.ms_harness import cpu_tensor_intrinsics, make_builder, make_runner
+    from kdcc.targets.tvm.ms_harness import cpu_tensor_intrinsics, make_builder, make_runner, single_thread_space
 
     staging = entry.parent / f".{entry.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -139,7 +142,7 @@ def _tune(tasks, target, entry: Path, trials: int, timer, arch: str, where: str)
         # MetaSchedule logs each round to stdout (where --json prints): its log files are kept instead
         with tempfile.TemporaryDirectory(prefix="kdcc-tune-") as work, contextlib.redirect_stdout(io.StringIO()):
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-                extracted, work, strategy="replay-trace", num_threads=1, seed=0)
+                extracted, work, space=single_thread_space(), strategy="replay-trace", num_threads=1, seed=0)
             ms.tune_tasks(tasks=contexts, task_weights=weights, work_dir=work, max_trials_global=trials,
                           max_trials_per_task=per_task, num_trials_per_iter=min(per_task, 16),
                           builder=make_builder(Path(work), arch, where), runner=make_runner(timer),
@@ -202,14 +205,16 @@ def tune_step(relax_mod, inputs, profile: TargetProfile, trials: int, remote: Re
     entry = cache_dir() / "tune" / key
     entry.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TVM_NUM_THREADS", "1")
-    timer = open_timer(remote)
     arch = device_arch(device)
     new = 0
     if _cached_trials(entry) >= trials:
         note(f"tune: reusing {_cached_trials(entry)} tuning records from {entry} (no new trials)")
     else:
-        note(f"tune: {trials} trials over {len(tasks)} GEMM kernels on {timer.how}")
-        new = _tune(tasks, target, entry, trials, timer, arch, where)
+        tuning = open_timer(remote)
+        note(f"tune: {trials} trials over {len(tasks)} GEMM kernels on {tuning.how}")
+        new = _tune(tasks, target, entry, trials, tuning, arch, where)
+        tuning.close()  # the candidates' session ends; the builds are compared in a fresh one
+    timer = open_timer(remote)
     with tempfile.TemporaryDirectory(prefix="kdcc-tune-") as work:
         work = Path(work)
         built = {name: build_library(relax_mod, device, profile, work / f"{name}.so", work / ".work",
@@ -221,3 +226,11 @@ def tune_step(relax_mod, inputs, profile: TargetProfile, trials: int, remote: Re
                         f"(> {TOLERANCE}); remove {entry} and report it")
     return TuneOutcome(device.name, str(entry), key, [t.task_name for t in tasks], _cached_trials(entry), new,
                        timer.how, round(untuned_us, 3), round(tuned_us, 3), diff, datetime.date.today().isoformat())
+
+
+def tune_team_step(module, spec, profile: TargetProfile, trials: int, remote: Remote | None) -> TuneOutcome:
+    """`tune_step` on a team step module (lowered as the bundle lowers it), on its example inputs."""
+    from kdcc.ir.team import team_example_inputs
+    from kdcc.targets.tvm.lowering import to_relax
+
+    return tune_step(to_relax(module, spec), [x.numpy() for x in team_example_inputs(spec)], profile, trials, remote)
