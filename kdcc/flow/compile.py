@@ -160,14 +160,14 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
-        if out_dir is not None and build:
-            from kdcc.targets.bundle.writer import bundle_runtime
-
-            bundle_runtime(inputs.profile)  # a runtime to ship that was never fetched: fail now, not after training
         if opts.tune:
             from kdcc.targets.tvm.tune import tuning_device
 
             tuning_device(inputs.profile, opts.remote)  # a device that cannot be tuned from here: fail now
+        if out_dir is not None and build:
+            from kdcc.targets.bundle.writer import bundle_runtime
+
+            bundle_runtime(inputs.profile)  # a runtime to ship that was never fetched: fail now, not after training
         result = run_passes_on(inputs, names, opts)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
         tuning = _tune(result, opts, sections) if opts.tune and out_dir is not None and build else None

@@ -73,9 +73,9 @@ def test_tune_through_rpc_then_a_rebuild_reuses_the_cache(tmp_path, tracker, cal
     # the calibrated profile's estimates against the board's measurements (loose: a shared 2-core machine)
     assert main(["measure", str(out), "--rpc-tracker", tracker, "--rpc-key", KEY, "--repeat", "200", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["libraries"]
-    ratios = {r["name"]: r["estimate_us"] / r["median_us"] for r in rows}
-    print("estimate / measured:", json.dumps({k: round(v, 3) for k, v in ratios.items()}))
-    assert all(1 / 3 < v < 3 for v in ratios.values()), ratios
+    ratios = {r["name"]: r["estimate_us"] / r["median_us"] for r in rows if r["estimate_us"] is not None}
+    print("estimate / measured:", json.dumps({r["name"]: [r["estimate_us"], r["median_us"]] for r in rows}))
+    assert {"team", "agent"} <= set(ratios) and all(1 / 3 < v < 3 for v in ratios.values()), ratios
 
     # a rebuild of the same step for the same target: the records are reused, no trial runs
     from kdcc.flow.driver import CompileOptions, run_passes
