@@ -25,7 +25,8 @@ def tuning_section(tuning: dict[str, Any]) -> Section:
                else "outputs not compared here (the device is another machine)")
     note = (f"MetaSchedule tuning of the team step's {len(tuning['tasks'])} GEMM kernels on device "
             f"{tuning['device']} ({tuning['how']}), {reused}: tuning cache entry {tuning['key']}. Each build timed "
-            f"on that device ({tuning['date']}), median of one-call samples, alternating the two builds; the "
+            f"on that device ({tuning['date']}): median of one-call samples, the lower of two rounds alternating "
+            f"the two builds; the "
             f"tuned one is {tuning['speedup']:.2f}× the untuned one's speed; {checked}. The tuned records replace "
             f"kdcc's schedule for the kernels they cover in the shipped team step library.")
     return Section("Tuning (--tune)", (Table(_COLUMNS, rows, "Team step latency, tuned vs untuned"),

@@ -6,17 +6,18 @@ the records match what the build schedules. Elementwise kernels, gathers and the
 kdcc's schedules: they are a small share of a step. One CPU device is tuned: the target's first,
 on this machine, or on the board through TVM RPC (`rpc.Remote`, the options of `kdcc measure`).
 
-How: N trials in all, at most ceil(N / tasks) per task, the costliest tasks first, in MetaSchedule's
-LLVM schedule space without parallel loops (one thread, as robots run a step); candidates drawn by replaying the schedule
+How: N trials in all (MetaSchedule stops after the round of ceil(N / tasks) per task that reaches
+N: `--tune 64` over 10 kernels ran 70), the costliest tasks first, in MetaSchedule's LLVM schedule
+space without parallel loops (one thread, as robots run a step); candidates drawn by replaying the
 space's traces with random decisions (`replay-trace`; MetaSchedule's evolutionary search ranks
 candidates with an XGBoost model, which kdcc does not depend on: with its random model it would
-be the same search, slower), built and timed in this process (`ms_harness`), one thread.
+be the same search, slower), built and timed in this process (`ms_harness`).
 
 Cache: `$KDCC_CACHE_DIR/tune/<key>/` (default ~/.cache/kdcc), MetaSchedule's two JSON files and
 `tune.json`; key = sha256 of the TVM target and the tuned PrimFuncs' text, so a rebuild of the
 same step for the same target reuses the records without a trial, whatever the weights (the
-kernels take them as arguments). Asking for more trials than the cache holds tunes again, adding
-to its records. A tuning is written beside the cache entry and renamed into place when complete.
+kernels take them as arguments). Asking for more trials than the cache holds runs the difference,
+adding to its records. A tuning is written beside the cache entry and renamed into place when complete.
 
 The outcome (`TuneOutcome.record()`, in profile.json as `"tuning"` and in the report) has the
 step's latency built with and without the records, timed alternately on the device it was tuned
@@ -211,8 +212,8 @@ def tune_step(relax_mod, inputs, profile: TargetProfile, trials: int, remote: Re
         note(f"tune: reusing {_cached_trials(entry)} tuning records from {entry} (no new trials)")
     else:
         tuning = open_timer(remote)
-        note(f"tune: {trials} trials over {len(tasks)} GEMM kernels on {tuning.how}")
-        new = _tune(tasks, target, entry, trials, tuning, arch, where)
+        note(f"tune: {trials - _cached_trials(entry)} trials over {len(tasks)} GEMM kernels on {tuning.how}")
+        new = _tune(tasks, target, entry, trials - _cached_trials(entry), tuning, arch, where)
         tuning.close()  # the candidates' session ends; the builds are compared in a fresh one
     timer = open_timer(remote)
     with tempfile.TemporaryDirectory(prefix="kdcc-tune-") as work:
