@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kdcc.cli.args import add_rpc_args, remote_from_args
+
 __all__ = ["add_parser", "run"]
 
 
@@ -13,10 +15,13 @@ def add_parser(sub, common) -> None:
                         help="measure this machine with compiled probe graphs and write a calibrated profile",
                         description="Compile small probe graphs for the host with TVM, time them the way a "
                         "bundle calls its library (one thread), and write the profile with the measured "
-                        "call/kernel overheads, GEMM throughput and memory bandwidth.")
+                        "call/kernel overheads, GEMM throughput and memory bandwidth. With --rpc-tracker/--rpc-key "
+                        "(or --rpc), the probes are built for the profile's first device and timed on the board "
+                        "through TVM RPC instead.")
     p.add_argument("--target", default="host", help="profile to start from (a host CPU profile)")
     p.add_argument("-o", "--out", default="host-calibrated.toml", help="profile file to write")
     p.add_argument("--calls", type=int, default=2000, help="timed calls per probe")
+    add_rpc_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -24,7 +29,7 @@ def add_parser(sub, common) -> None:
 def run(args) -> int:
     from kdcc.targets.tvm.calibrate import calibrate
 
-    measured = calibrate(args.target, args.out, calls=args.calls)
+    measured = calibrate(args.target, args.out, calls=args.calls, remote=remote_from_args(args))
     if args.json:
         print(json.dumps(measured, sort_keys=True))
     elif not args.quiet:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from kdcc.cli.args import budget_from_args, pass_names, pass_options
+from kdcc.cli.args import add_rpc_args, budget_from_args, pass_names, pass_options, remote_from_args
 from kdcc.cli.help import CONFIG_HELP, TEACHER_HELP
 
 __all__ = ["add_parser", "run"]
@@ -63,6 +63,12 @@ def add_parser(sub, common) -> None:
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="tune the team step's GEMM kernels with N MetaSchedule trials on the target's CPU device (here, "
+                   "or on the board through --rpc-tracker/--rpc-key or --rpc), cached by target and kernels under "
+                   "$KDCC_CACHE_DIR/tune (a rebuild reuses it); the report and profile.json give tuned vs untuned "
+                   "latency measured on that device")
+    add_rpc_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -75,7 +81,8 @@ def run(args) -> int:
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep,
                           keep_episodes=args.keep_episodes, certify_episodes=args.certify_episodes,
-                          options=pass_options(args.opt), config=args.config)
+                          options=pass_options(args.opt), config=args.config,
+                          tune=args.tune, remote=remote_from_args(args))
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:

@@ -8,6 +8,8 @@
                     episodes (kdcc.flow.certify_compile), for the report and profile.json
     studies         --pareto and --ablate: re-runs of prune/distill, scored in MPE (optional); the
                     --keep search (run inside the passes stage, before prune) is reported here
+    tune            --tune N: MetaSchedule tuning of the team step on its device (or its cached
+                    records), timed tuned vs untuned; the bundle's build applies the records
     reports         report.md, report.html and record/ as bytes
     bundle          the TVM backend writes the bundle atomically, with its manifest and, given a key, signed
                     (or the reports alone with --no-build)
@@ -107,8 +109,19 @@ def _report_files(result: CompileResult, sections, figures, study_files: dict[st
             **{f"record/{k}": v for k, v in rec_files.items() if k != "timings.json"}}
 
 
+def _tune(result: CompileResult, opts: CompileOptions, sections: list):
+    """--tune: the team step tuned (or its cached records found) and timed; its report section added."""
+    from kdcc.reports.tuning import tuning_section
+    from kdcc.targets.tvm.tune import tune_team_step
+
+    outcome = tune_team_step(result.program.team_module(), result.program.spec, result.profile, opts.tune,
+                             opts.remote)
+    sections.append(tuning_section(outcome.record()))
+    return outcome
+
+
 def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool,
-                  sign_key: Path | None):
+                  sign_key: Path | None, tuning=None):
     """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
     from kdcc.ir.agent_step import MonitorStep
     from kdcc.ir.program import trace
@@ -117,11 +130,12 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
 
     program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
-            "pipeline": result.passes}
+            "pipeline": result.passes, **({"tuning": tuning.record()} if tuning is not None else {})}
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
-                        robot_costs=result.robot_costs, certified=result.certified, sign_key=sign_key)
+                        robot_costs=result.robot_costs, certified=result.certified, sign_key=sign_key,
+                        tuned=(tuning.device, Path(tuning.database)) if tuning is not None else None)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -135,6 +149,12 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         if out_dir is None or not build:
             raise KdccError(f"--sign-key {sign_key}: there is no bundle to sign without -o and a build")
         sign_key = check_private_key(sign_key)
+    if opts.tune and (out_dir is None or not build):
+        raise KdccError(f"--tune {opts.tune}: there is no library to tune without -o and a build")
+    if opts.remote is not None and not opts.tune:
+        raise KdccError("--rpc-tracker/--rpc name the device --tune runs on: give --tune N too")
+    if opts.tune < 0:
+        raise KdccError(f"--tune must be a positive number of trials, got {opts.tune}")
     outputs = [d for d in (out_dir, Path(record) if record is not None else None) if d is not None]
     for directory in outputs:
         check_output_dir(directory, force)
@@ -148,6 +168,10 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
+        if opts.tune:
+            from kdcc.targets.tvm.tune import tuning_device
+
+            tuning_device(inputs.profile, opts.remote)  # a device that cannot be tuned from here: fail now
         if out_dir is not None and build:
             from kdcc.targets.bundle.writer import bundle_runtime
 
@@ -158,12 +182,13 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
 
             result.certified = certify_compile(result.teacher, result.program, opts.certify_episodes)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
+        tuning = _tune(result, opts, sections) if opts.tune and out_dir is not None and build else None
         rec_files = record_files(result.records, _manifest(result, opts))
         bundle = None
         if out_dir is not None:
             files = _report_files(result, sections, figures, study_files, rec_files)
             if build:
-                bundle = _write_bundle(result, out_dir, files, force, sign_key)
+                bundle = _write_bundle(result, out_dir, files, force, sign_key, tuning)
             else:
                 atomic_write_tree(out_dir, files)
     if record is not None:

@@ -50,6 +50,8 @@ class CompileOptions:
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
     options: dict[str, Any] = field(default_factory=dict)
+    tune: int = 0  # --tune N: MetaSchedule trials for the team step's GEMM kernels (0: none)
+    remote: Any = None  # --rpc-tracker/--rpc: a kdcc.targets.tvm.rpc.Remote to tune on (None: this machine)
 
 
 @dataclass

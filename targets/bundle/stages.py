@@ -58,6 +58,7 @@ class Build:
     certified: dict[str, Any] | None = None  # the compile's certify stage (kdcc.flow.certify_compile), if it ran
     extra_files: dict[str, bytes] = field(default_factory=dict)  # the compile's own files: reports, record/
     sign_key: Path | None = None  # an EC private key (PEM) to sign the bundle with, checked before the build
+    tuned: tuple[str, Path] | None = None  # (device, MetaSchedule database): --tune's records for its team step
 
 
 class Stage(NamedTuple):
@@ -85,12 +86,14 @@ def export_onnx(b: Build) -> None:
 
 
 def build_devices(b: Build) -> None:
-    """lib/<device>/policy.so and device.txt ("cpu"|"cuda", read by the C++ wrapper), one TVM build per device."""
+    """lib/<device>/policy.so and device.txt ("cpu"|"cuda", read by the C++ wrapper), one TVM build per device;
+    the tuned device's with its tuning records."""
     from kdcc.targets.tvm.build import build_library
 
     for device in b.profile.devices:
+        database = b.tuned[1] if b.tuned is not None and b.tuned[0] == device.name else None
         lib = build_library(b.relax_mod, device, b.profile, b.work / "lib" / device.name / "policy.so",
-                            b.work / ".work")
+                            b.work / ".work", database=database)
         b.libraries.append(lib)
         b.files[f"lib/{device.name}/policy.so"] = lib.path.read_bytes()
         b.files[f"lib/{device.name}/device.txt"] = b"cuda\n" if lib.kind == "gpu" else b"cpu\n"

@@ -92,7 +92,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
                  meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = (),
                  agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
                  robot_costs: dict[str, Any] | None = None, certified: dict[str, Any] | None = None,
-                 sign_key: str | Path | None = None) -> BundleResult:
+                 sign_key: str | Path | None = None, tuned: tuple[str, Path] | None = None) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
 
     `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
@@ -103,6 +103,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     `meta` is merged into profile.json (e.g. the cost envelope and fidelity figures);
     `inputs` are the files the bundle was made from (teacher, profile, dataset): hashed into
     profile.json and listed in policy.d. `sign_key` (an EC private key, PEM): the bundle is published signed.
+    `tuned` (device name, MetaSchedule database directory): that device's team step is built with the
+    tuning records (`kdcc.targets.tvm.tune`).
     """
     out_dir = Path(out_dir)
     _check_output(out_dir, force)
@@ -122,8 +124,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     try:
         build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
                       agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}),
-                      certified=certified,
-                      extra_files=extra_files, sign_key=sign_key)
+                      certified=certified, extra_files=extra_files, sign_key=sign_key, tuned=tuned)
         for stage in STAGES:
             stage.run(build)
             check_interrupted()  # a Ctrl-C that TVM swallowed stops the build at the next stage

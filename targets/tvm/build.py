@@ -35,7 +35,7 @@ from kdcc.core.errors import KdccError
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 from kdcc.targets.tvm import toolchain
 
-__all__ = ["BuiltLibrary", "resolve_target", "device_arch", "build_library"]
+__all__ = ["BuiltLibrary", "resolve_target", "device_arch", "tvm_target", "build_library"]
 
 
 @dataclass(frozen=True)
@@ -115,22 +115,32 @@ def _filtered_native_stderr(drop: tuple[str, ...] = _BENIGN_NATIVE_WARNINGS):
                     sys.stderr.write(line)
 
 
-def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_path: Path,
-                  workdir: Path) -> BuiltLibrary:
-    """Compile `relax_mod` for one device and export it to `out_path` (a shared library)."""
+def tvm_target(device: DeviceProfile, profile: TargetProfile):
+    """(the device's TVM Target, host set, and its JSON dict with "native" CPUs named)."""
     import tvm
-    from tvm import relax
 
-    started = time.perf_counter()
     target_dict = resolve_target(device)
-    where = f"target {profile.name} [device {device.name}]"
     try:
         target = tvm.target.Target(target_dict)
     except Exception as e:  # TVM rejects bad targets with assorted error types
-        raise KdccError(f"{where}: TVM rejects tvm_target {target_dict} ({e})") from None
+        raise KdccError(f"target {profile.name} [device {device.name}]: TVM rejects tvm_target {target_dict} ({e})") from None
     if target.host is None:  # TVM would put the VM's host code on this machine's CPU
         host = {k: v for k, v in target_dict.items() if k != "host"} if target.kind.name == "llvm" else {"kind": "llvm"}
         target = tvm.target.Target(target_dict, host=host)
+    return target, target_dict
+
+
+def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_path: Path,
+                  workdir: Path, database: Path | None = None) -> BuiltLibrary:
+    """Compile `relax_mod` for one device and export it to `out_path` (a shared library).
+
+    `database`: a MetaSchedule tuning database directory (`tune.py`) whose records replace kdcc's
+    schedule for the CPU kernels they cover."""
+    from tvm import relax
+
+    started = time.perf_counter()
+    where = f"target {profile.name} [device {device.name}]"
+    target, target_dict = tvm_target(device, profile)
     arch = device_arch(device)
     gpu: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -143,7 +153,7 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
     if target.kind.name == "llvm":  # CPU devices: kdcc's schedule for small GEMMs; GPUs keep TVM's
         from kdcc.targets.tvm.schedules import cpu_pipeline
 
-        pipeline = cpu_pipeline(target)
+        pipeline = cpu_pipeline(target, database=database)
     try:
         with hook, _filtered_native_stderr():
             with target:

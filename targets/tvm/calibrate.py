@@ -16,6 +16,11 @@ median times:
 
 The numbers replace those of the profile given (the shipped `host` by default)
 and are written, with a header saying when and how, to a new TOML file.
+
+On a board (`remote`: `--rpc-tracker HOST:PORT --rpc-key KEY` or `--rpc HOST:PORT`, as `kdcc
+measure`): the probes are built for the profile's first device (an orin profile's aarch64 CPU)
+here, uploaded, and timed on the board by TVM's `time_evaluator`, one call per sample
+(`rpc.Timer`, the timer `kdcc measure` uses, so the calibrated estimates compare with its figures).
 """
 
 from __future__ import annotations
@@ -89,8 +94,9 @@ PROBES = {  # name -> (module factory, example inputs, FLOPs, bytes)
 
 
 def time_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], device, profile, workdir: Path,
-                calls: int) -> float:
-    """Median µs per call of `module` compiled for `device` and called like the bundle calls it."""
+                calls: int, timer=None) -> float:
+    """Median µs per call of `module` compiled for `device` and called like the bundle calls it
+    (`timer`: an `rpc.Timer`, to time it there instead)."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
@@ -102,6 +108,8 @@ def time_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], device, pro
         mod = from_exported_program(torch.export.export(module, inputs), keep_params_as_input=False)
     # one file name per probe: dlopen caches by path, so a reused name would load the old library
     lib = build_library(mod, device, profile, workdir / f"{type(module).__name__}.so", workdir / ".work")
+    if timer is not None:
+        return float(np.median(timer.sample(lib.path, "cpu", [x.numpy() for x in inputs], calls)) * 1e6)
     vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib.path)), tvm.cpu())
     return median_call_us(vm["main"], [tvm.runtime.tensor(x.numpy()) for x in inputs], calls)
 
@@ -118,24 +126,32 @@ def median_call_us(main, args, calls: int) -> float:
     return float(np.median(times) * 1e6)
 
 
-def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path | None = None) -> dict[str, float]:
-    """Measure, then write `out`: the base profile's TOML with the measured numbers substituted."""
+def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path | None = None,
+              remote=None) -> dict[str, float]:
+    """Measure (here, or on the board of `remote`, an `rpc.Remote`), then write `out`: the base profile's
+    TOML with the measured numbers substituted."""
     if calls < 1:
         raise KdccError(f"--calls must be positive, got {calls}")
     check_writable(out)
     os.environ.setdefault("TVM_NUM_THREADS", "1")
     profile = load_profile(base)
     device = profile.device()
-    if device.kind != "cpu" or device.cross_triple:
+    if device.kind != "cpu" or (device.cross_triple and remote is None):
         built_for = f" for {device.cross_triple}" if device.cross_triple else ""
         raise KdccError(f"--target {base}: calibrate measures this machine, so it needs a host CPU profile "
-                        f"(this one's first device is {device.kind}{built_for})")
+                        f"(this one's first device is {device.kind}{built_for}); calibrate a board's CPU on the "
+                        "board with --rpc-tracker HOST:PORT --rpc-key KEY (or --rpc HOST:PORT)")
+    timer = None
+    if remote is not None:
+        from kdcc.targets.tvm.rpc import open_timer
+
+        timer = open_timer(remote)
     work = Path(workdir or Path(out).resolve().parent / ".kdcc-calibrate")
     work.mkdir(parents=True, exist_ok=True)
     try:
         torch.manual_seed(0)
-        us = {name: time_module(factory(), make_inputs(), device, profile, work, calls if name != "stream" else 200)
-              for name, (factory, make_inputs, _, _) in PROBES.items()}
+        us = {name: time_module(factory(), make_inputs(), device, profile, work, calls if name != "stream" else 200,
+                                timer) for name, (factory, make_inputs, _, _) in PROBES.items()}
         one = us["one"]  # a 1-in, 1-out, 1-kernel call: the baseline the single-tensor probes sit on
         chain_kernel = max((us["chain16"] - one) / 16, 0.01)
         measured = {
@@ -146,7 +162,7 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
         }
         # The kernels of a real team step (fused GEMM+epilogue, gathers, argmax) cost more to dispatch
         # than a chain of tiny Linears: fit the per-kernel overhead on a reference step (GRU-16 student).
-        us["reference_team_step"], kernel = _fit_kernel_overhead(device, profile, measured, work, calls)
+        us["reference_team_step"], kernel = _fit_kernel_overhead(device, profile, measured, work, calls, timer)
         measured["kernel_overhead_us"] = round(kernel, 3)
     finally:
         import shutil
@@ -155,7 +171,8 @@ def calibrate(base: str, out: str | Path, calls: int = 2000, workdir: str | Path
     text = Path(profile.source).read_text() if Path(profile.source).is_file() else _shipped_text(base)
     text = _substitute(text, measured)
     stamp = datetime.date.today().isoformat()
-    header = (f"# Calibrated by `kdcc calibrate --target {base}` on {stamp}: medians over {calls} calls of "
+    where = f" through {timer.how}" if timer is not None else ""
+    header = (f"# Calibrated by `kdcc calibrate --target {base}`{where} on {stamp}: medians over {calls} calls of "
               f"compiled probe graphs\n# (raw µs: {', '.join(f'{k} {v:.3f}' for k, v in us.items())}).\n")
     atomic_write_bytes(Path(out), (header + text).encode())
     return {**measured, **{f"probe_us.{k}": round(v, 3) for k, v in us.items()}}
@@ -173,7 +190,7 @@ def _reference_step():
     return spec, TeamStep(spec, build_agent(spec), build_mixer(spec)).eval(), team_example_inputs(spec)
 
 
-def _fit_kernel_overhead(device, profile, measured: dict, work: Path, calls: int) -> tuple[float, float]:
+def _fit_kernel_overhead(device, profile, measured: dict, work: Path, calls: int, timer=None) -> tuple[float, float]:
     """(measured µs of the reference step, per-kernel overhead that makes the model match it)."""
     import dataclasses
 
@@ -183,7 +200,7 @@ def _fit_kernel_overhead(device, profile, measured: dict, work: Path, calls: int
     from kdcc.targets.tvm.lowering import decompose_recurrent
 
     spec, team, inputs = _reference_step()
-    t = time_module(decompose_recurrent(team), inputs, device, profile, work, calls)
+    t = time_module(decompose_recurrent(team), inputs, device, profile, work, calls, timer)
     base = dataclasses.replace(device, call_overhead_us=measured["call_overhead_us"], kernel_overhead_us=0.0,
                                mem_bandwidth_gbs=measured["mem_bandwidth_gbs"],
                                peak_gflops={**device.peak_gflops, "fp32": measured["peak_gflops_fp32"]})

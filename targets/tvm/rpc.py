@@ -3,8 +3,9 @@
 A board runs `python -m tvm.exec.rpc_server` (README, "Measure on your Orin"), alone
 (`--rpc HOST:PORT`) or registered with a tracker under a key (`--rpc-tracker HOST:PORT
 --rpc-key KEY`, what MetaSchedule's RPC runner needs too). Libraries are uploaded under a
-name carrying their sha256 (dlopen caches by path: a reused name would run the old library)
-and timed by TVM's `time_evaluator` *on the device*, one call per sample: the network is not
+name carrying their sha256 (dlopen caches by path: a reused name would run the old library), once
+per session (uploading a loaded library again rewrites a file the server has mapped, and the
+server's worker crashes in its next dlsym), and timed by TVM's `time_evaluator` *on the device*, one call per sample: the network is not
 in the figures, and the timer costs the same on both sides of a comparison. The step is
 bound once with `save_function` (a VM function returning a tuple cannot be timed over RPC
 directly, and binding keeps the argument lookup out of the timed call).
@@ -91,6 +92,15 @@ class Timer:
         self.how = remote.describe() if remote else "local"
         self._session = _connect(remote) if remote else None
         self._tvm = tvm
+        self._loaded: dict[str, object] = {}  # upload name -> the module loaded in this session
+
+    def close(self) -> None:
+        """End the remote session (its worker process on the board exits with it)."""
+        self._session = None
+        self._loaded.clear()
+        import gc
+
+        gc.collect()
 
     def device(self, kind: str):
         """The TVM device a library of `kind` ("cpu" | "gpu") runs on, here or remote."""
@@ -110,9 +120,12 @@ class Timer:
             return self._tvm.runtime.load_module(str(library))
         data = library.read_bytes()
         name = f"kdcc-{hashlib.sha256(data).hexdigest()[:16]}-{library.name}"
+        if name in self._loaded:  # uploading it again would rewrite a file the server has mapped: it crashes
+            return self._loaded[name]
         try:
             self._session.upload(bytearray(data), name)
-            return self._session.load_module(name)
+            self._loaded[name] = self._session.load_module(name)
+            return self._loaded[name]
         except Exception as e:  # the server's error, e.g. an ELF of another machine
             raise KdccError(f"{library}: the remote device cannot load it ({' '.join(str(e).split())[:200]})") from None
 

@@ -12,6 +12,9 @@ FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) with two changes:
    gathers, N = 1 dot products, a function neither matches) keeps TVM's default lowering;
    a schedule that fails on a function leaves it as it was. Then the weight layout
    rewrites the matmul schedule asks for are split out and folded into the constants.
+3. Given a MetaSchedule tuning database (`kdcc compile --tune N`, `kdcc.targets.tvm.tune`), its
+   records are applied before (2), so a tuned kernel keeps its tuned schedule and kdcc's
+   schedules cover the rest.
 
 `vector_lanes(target)` derives the vector width L from the target's features; `lanes=`
 overrides it. Measured with bench/schedule_sweep.py.
@@ -25,7 +28,7 @@ from kdcc.targets.tvm.schedules.blocks import already_scheduled
 from kdcc.targets.tvm.schedules.elementwise import schedule_elementwise
 from kdcc.targets.tvm.schedules.matmul import schedule_matmul
 
-__all__ = ["vector_lanes", "fast_math_legalizations", "cpu_pipeline", "KdccCpuSchedule"]
+__all__ = ["vector_lanes", "fast_math_legalizations", "fused_passes", "cpu_pipeline", "KdccCpuSchedule"]
 
 
 def _as_target(target: Any):
@@ -67,8 +70,28 @@ def fast_math_legalizations() -> dict:
             "relax.tanh": legalize(topi.fast_tanh, topi.tanh)}
 
 
-def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True):
-    """TVM's cpu_generic default Relax pipeline with kdcc's CPU schedule (module docstring)."""
+def fused_passes(target: Any, fast_math: bool = True) -> list:
+    """The passes before scheduling: library dispatch, legalization (fast sigmoid/tanh unless
+    `fast_math=False`) and fusion. Tuning extracts its tasks after exactly these, so its records
+    match the PrimFuncs `cpu_pipeline` schedules."""
+    from tvm import relax
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    target = _as_target(target)
+    passes = cpu.legalize_passes(target)
+    if fast_math:
+        passes = [relax.transform.LegalizeOps(fast_math_legalizations())
+                  if p.info.name == "LegalizeOps" else p for p in passes]
+    return cpu.library_dispatch_passes(target) + passes
+
+
+def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True, database: Any = None):
+    """TVM's cpu_generic default Relax pipeline with kdcc's CPU schedule (module docstring).
+
+    `database`: a MetaSchedule tuning database directory; its records are applied first and take
+    precedence over kdcc's schedule for the kernels they cover (`kdcc.targets.tvm.tune`)."""
+    import contextlib
+
     import tvm
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
@@ -76,19 +99,17 @@ def cpu_pipeline(target: Any, lanes: int | None = None, fast_math: bool = True):
     target = _as_target(target)
     lanes = lanes or vector_lanes(target)
 
-    def legalize_passes():
-        passes = cpu.legalize_passes(target)
-        if fast_math:
-            passes = [relax.transform.LegalizeOps(fast_math_legalizations())
-                      if p.info.name == "LegalizeOps" else p for p in passes]
-        return passes
-
     @tvm.transform.module_pass(opt_level=0, name="KdccCpuPipeline")
     def _pipeline(mod, _ctx):
-        with target:
+        records = contextlib.nullcontext()
+        if database is not None:
+            from kdcc.targets.tvm.tune import open_database
+
+            records = open_database(database)
+        with target, records:
+            tuned = [relax.transform.MetaScheduleApplyDatabase()] if database is not None else []
             seq = tvm.transform.Sequential(
-                cpu.library_dispatch_passes(target)
-                + legalize_passes()
+                fused_passes(target, fast_math) + tuned
                 + [KdccCpuSchedule(lanes), relax.transform.SplitLayoutRewritePreproc(),
                    relax.transform.FoldConstant(), relax.transform.DeadCodeElimination()]
                 + cpu.dataflow_lower_passes(target)
