@@ -136,6 +136,7 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
 
     `database`: a MetaSchedule tuning database directory (`tune.py`) whose records replace kdcc's
     schedule for the CPU kernels they cover."""
+    import tvm
     from tvm import relax
 
     started = time.perf_counter()
