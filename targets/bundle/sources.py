@@ -75,14 +75,14 @@ def _arch_devices(devices_by_arch: dict[str, list[str]]) -> str:
 
 
 def _agent_table(spec: MarlSpec) -> tuple[str, str]:
-    """The C role table's rows (kdcc_agent.cc) and the header's comment lines naming each agent's role."""
+    """The C role table's rows (kdcc_agents.h) and the header's comment lines naming each agent's role."""
     rows, doc = [], []
     for i in range(spec.n_agents):
         r = role_of(spec, i)
         rows.append(f'    {{"{r.name}", {spec.obs_size(i)}, {spec.action_size(i)}, {r.obs_dim}, {r.n_actions}, '
                     f'{r.hidden_dim}, {"true" if r.shared else "false"}}},  // agent {i}')
         network = f"shared by agents {', '.join(map(str, r.agents))}" if r.shared else "its own network"
-        doc.append(f" *   agent {i}: lib/<device>/{r.name}.so ({network}, hidden {r.hidden_dim}), "
+        doc.append(f" *   agent {i}: lib/<device>/{r.name}.direct.so ({network}, hidden {r.hidden_dim}), "
                    f"obs {spec.obs_size(i)} floats, {spec.action_size(i)} actions")
     return "\n".join(rows), "\n".join(doc)
 

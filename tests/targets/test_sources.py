@@ -38,18 +38,18 @@ def test_the_robot_api_holds_the_role_table_and_a_target_per_role():
     files = bundle_sources(spec, [SimpleNamespace(device="cpu", arch="x86_64")], "ab" * 32,
                            ["agent0", "agent1", "monitor"])
     assert not [path for path, text in files.items() if "@" in text]
-    table = files["src/kdcc_agent.cc"]  # role, own obs, own actions, role obs, role actions, hidden, shared
+    table = files["src/kdcc_agents.h"]  # role, own obs, own actions, role obs, role actions, hidden, shared
     assert '{"agent0", 3, 3, 3, 3, 8, false},  // agent 0\n    {"agent1", 11, 5, 11, 5, 16, false},  // agent 1' in table
     header = files["include/kdcc_agent.h"]
     assert "#define KDCC_AGENT_MAX_OBS_SIZE 11 " in header and "#define KDCC_AGENT_MAX_N_ACTIONS 5 " in header
-    assert " *   agent 0: lib/<device>/agent0.so (its own network, hidden 8), obs 3 floats, 3 actions\n" in header
+    assert " *   agent 0: lib/<device>/agent0.direct.so (its own network, hidden 8), obs 3 floats, 3 actions\n" in header
     cmake = files["kdcc_policy.cmake"]
     assert "foreach(_kdcc_role agent0 agent1)\n" in cmake and "if(TRUE)\n  _kdcc_policy_add(kdcc_policy_monitor" in cmake
 
 
 def test_a_shared_role_pads_to_the_widest_agent_and_a_bundle_without_roles_has_no_role_target():
     files = bundle_sources(speaker_listener_spec(hidden=16), [SimpleNamespace(device="cpu", arch="x86_64")], "ab" * 32)
-    table = files["src/kdcc_agent.cc"]
+    table = files["src/kdcc_agents.h"]
     assert '{"agent", 3, 3, 11, 5, 16, true},  // agent 0\n    {"agent", 11, 5, 11, 5, 16, true},  // agent 1' in table
     cmake = files["kdcc_policy.cmake"]
     assert "foreach(_kdcc_role )\n" in cmake and "if(FALSE)\n" in cmake
