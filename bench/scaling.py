@@ -158,6 +158,16 @@ def _markdown(doc: dict) -> str:
                      f"{r['agent_step_us']:.2f} / {r['agent_step_direct_us']:.2f} | "
                      f"{r['team_library_bytes'] / 1e3:.0f} / {r['team_direct_bytes'] / 1e3:.0f} | "
                      f"{r['agent_library_bytes'] / 1e3:.0f} / {r['agent_direct_bytes'] / 1e3:.0f} |")
+    first, last = doc["rows"][0], doc["rows"][-1]
+    grow = last["n_agents"] / first["n_agents"]
+    lines += ["", f"From {first['n_agents']} to {last['n_agents']} agents ({grow:.0f}×): one agent's step "
+              f"{last['agent_flops'] / first['agent_flops']:.1f}× the FLOPs (its observation, {first['obs_dim']} → "
+              f"{last['obs_dim']}, holds every other agent), the team step "
+              f"{last['team_flops'] / first['team_flops']:.0f}×: N agents each reading an observation ∝ N, and the "
+              f"mixer (team − N·agent: {first['team_flops'] - first['n_agents'] * first['agent_flops']:,} → "
+              f"{last['team_flops'] - last['n_agents'] * last['agent_flops']:,} FLOPs) reading the state, all "
+              "observations, ∝ N². So the team step grows about as N², not N, in simple_spread; a robot runs the "
+              "agent step alone."]
     return "\n".join(lines)
 
 
