@@ -56,6 +56,15 @@ def add_parser(sub, common) -> None:
                     "seeds keeps FRACTION of the teacher's (score - 1 SE >= FRACTION); slow: trains one student per "
                     "width tried (in parallel processes)")
     p.add_argument("--keep-episodes", type=int, default=30, help="held-out MPE episodes per --keep candidate")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "auto"),
+                   help="arithmetic inside the compiled steps (the C API stays float32/int64): fp16 (float16 weights "
+                   "and activations, float32 accumulation), int8 (int8 weights per output channel, activations "
+                   "calibrated on the dataset, int8 x int8 -> int32 matmuls; agents/*.onnx and student.onnx in QDQ "
+                   "form), or auto: the cheapest on the target whose fidelity stays within tolerance of fp32 "
+                   "(measured in MPE; see the report's Precision section). Non-fp32 precisions are checked against "
+                   "the fp32 student: action agreement and normalised score")
+    p.add_argument("--precision-episodes", type=int, default=30,
+                   help="held-out MPE episodes each precision is scored on (with --precision other than fp32)")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
@@ -70,7 +79,8 @@ def run(args) -> int:
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep,
-                          keep_episodes=args.keep_episodes, options=pass_options(args.opt), config=args.config)
+                          keep_episodes=args.keep_episodes, options=pass_options(args.opt), config=args.config,
+                          precision=args.precision, precision_episodes=args.precision_episodes)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:

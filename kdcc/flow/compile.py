@@ -100,7 +100,7 @@ def _report_files(result: CompileResult, sections, figures, study_files: dict[st
 
 
 def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool,
-                  sign_key: Path | None):
+                  sign_key: Path | None, precision: dict[str, Any] | None, calibration: dict[str, list]):
     """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
     from kdcc.ir.agent_step import MonitorStep
     from kdcc.ir.program import trace
@@ -109,11 +109,12 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
 
     program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
-            "pipeline": result.passes}
+            "pipeline": result.passes, **({"precision": precision} if precision else {})}
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
-                        robot_costs=result.robot_costs, sign_key=sign_key)
+                        robot_costs=result.robot_costs, sign_key=sign_key,
+                        precision=precision["chosen"] if precision else "fp32", calibration=calibration)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -137,6 +138,9 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
 
 
 def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, sign_key) -> CompileOutput:
+    from kdcc.flow.precision import check_precision_option, decide_precision
+
+    check_precision_option(opts.precision)
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
@@ -146,12 +150,18 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
             bundle_runtime(inputs.profile)  # a runtime to ship that was never fetched: fail now, not after training
         result = run_passes_on(inputs, names, opts)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
+        precision, calibration = decide_precision(result, opts.precision, opts.precision_episodes) if (
+            out_dir is not None and build) else (None, {})
+        if precision is not None:
+            from kdcc.reports.precision import precision_section
+
+            sections.append(precision_section(precision))
         rec_files = record_files(result.records, _manifest(result, opts))
         bundle = None
         if out_dir is not None:
             files = _report_files(result, sections, figures, study_files, rec_files)
             if build:
-                bundle = _write_bundle(result, out_dir, files, force, sign_key)
+                bundle = _write_bundle(result, out_dir, files, force, sign_key, precision, calibration)
             else:
                 atomic_write_tree(out_dir, files)
     if record is not None:

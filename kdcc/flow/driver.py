@@ -48,6 +48,8 @@ class CompileOptions:
     keep: float | None = None  # --keep: the cheapest student whose normalised score keeps this fraction
     keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
+    precision: str = "fp32"  # --precision: fp32 | fp16 | int8 | auto (kdcc.flow.precision)
+    precision_episodes: int = 30  # held-out MPE episodes per precision measured
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -66,12 +66,16 @@ def _host_library(b, relax_mod, name: str, built: dict[str, Path]) -> Path:
 
 def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tuple]) -> RoleArtifact:
     """Lower `module`, build it for every device of the target, write its ONNX, verify it."""
+    from kdcc.targets.onnx_precision import onnx_at_precision
     from kdcc.targets.tvm.build import build_library
     from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
+    from kdcc.targets.tvm.precision import apply_precision
+    from kdcc.targets.tvm.precision_check import check_precision
     from kdcc.targets.tvm.verify import verify_step
 
-    relax_mod = to_relax(module, sig)
-    onnx = onnx_bytes(module, sig)
+    samples = b.calibration.get(name, ())
+    relax_mod = apply_precision(to_relax(module, sig), b.precision, samples)
+    onnx = onnx_at_precision(onnx_bytes(module, sig), b.precision, sig.input_names, samples)
     b.files[f"agents/{name}.onnx"] = onnx
     built: dict[str, Path] = {}
     libraries: dict[str, dict[str, Any]] = {}
@@ -82,5 +86,7 @@ def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tupl
         b.files[rel] = data
         built[device.name] = lib.path
         libraries[device.name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    verification = verify_step(module, sig, onnx, _host_library(b, relax_mod, name, built), inputs)
+    host = _host_library(b, relax_mod, name, built)
+    verification = (verify_step(module, sig, onnx, host, inputs) if b.precision == "fp32"
+                    else check_precision(module, sig, onnx, host, samples, b.precision))
     return RoleArtifact(name, libraries, f"agents/{name}.onnx", verification)

@@ -83,7 +83,8 @@ def _int8_function(func, amax: list[float]):
     """`func` with its i-th weight matmul in int8 arithmetic, activation scale amax[i] / 127."""
     from tvm import relax
 
-    sites = {x: i for i, (x, _) in enumerate(int8_sites(func))}
+    listed = int8_sites(func)
+    sites = {x: i for i, (x, _) in enumerate(listed)}  # matmuls sharing an input share its scale
 
     @relax.expr_functor.mutator
     class Quantize(relax.PyExprMutator):
@@ -109,8 +110,8 @@ def _int8_function(func, amax: list[float]):
 
     quantize = Quantize()
     new = quantize.visit_expr(func)
-    if quantize.done != len(sites):
-        raise KdccError(f"int8: quantised {quantize.done} of {len(sites)} matmuls")
+    if quantize.done != len(listed):
+        raise KdccError(f"int8: quantised {quantize.done} of {len(listed)} matmuls")
     return new
 
 
