@@ -112,7 +112,7 @@ def precision_study(result, precisions: Sequence[str], samples, episodes: int, w
     env = make_env(spec.env)
     reference = TorchPolicy(spec, program.team_module().eval())
     probe = make_probe(teacher)
-    teacher_r = run_episodes(env, TorchPolicy.from_modules(spec, teacher.agent, teacher.mixer, env.avail),
+    teacher_r = run_episodes(env, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail),
                              episodes, HELD_OUT).returns
     random_mean = float(np.mean(run_episodes(env, RandomPolicy(env.avail, HELD_OUT), episodes, HELD_OUT).returns))
     gap = float(np.mean(teacher_r)) - random_mean  # a teacher no better than random gives no score (None)
