@@ -31,8 +31,11 @@ fused group, rather than taking the roofline of the group, over-estimates a
 little and keeps node costs additive.
 
 Energy per FLOP is one number per device, the fp32 one; lower precisions use it
-too, which over-estimates their energy. Bytes are taken as annotated: a graph
-quantised to int8 is annotated with int8 byte counts.
+too, which over-estimates their energy. Bytes are taken as annotated (float32);
+`at_precision` restates them for a step compiled at fp16 or int8 (`--precision`),
+whose FLOPs `estimate(..., precision)` then takes at that precision's peak. The
+peak is the device's: where the compiled step does not reach it (fp16 matmuls
+with fp32 accumulation on a CPU without FP16FML), the estimate is optimistic.
 """
 
 from __future__ import annotations

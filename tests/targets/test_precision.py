@@ -180,3 +180,17 @@ def test_aarch64_build_under_qemu_matches_the_host_build(built, runner, precisio
     assert len(got) == len(want) and agreement >= 0.97
     q_tot = np.array([g[-1] for g in got]), np.array([q for _, q in want])
     assert np.max(np.abs(q_tot[0] - q_tot[1])) <= 0.02 * np.max(np.abs(q_tot[1])) + 1e-4
+
+
+def test_an_int8_bundle_is_verified_against_the_fp32_student(built, tmp_path):
+    from kdcc.targets.bundle.writer import write_bundle
+
+    team = built["team"]
+    result = write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", precision="int8",
+                          calibration={"policy": built["calibration"]})
+    v = result.verification
+    assert v["precision"] == "int8" and v["inputs"] == len(built["calibration"])
+    assert min(v["action_agreement"].values()) >= 0.9
+    assert 0 < v["max_abs_diff"]["tvm_host"]["q"] < 0.5
+    qdq = onnx.load(str(tmp_path / "b" / "student.onnx"))
+    assert "QuantizeLinear" in {n.op_type for n in qdq.graph.node}
