@@ -109,5 +109,9 @@ def _print_summary(args, out) -> None:
         from kdcc.reports.keep import keep_section
 
         print_section(console, keep_section(out.keep))
+    if out.precision is not None:
+        from kdcc.reports.precision import precision_section
+
+        print_section(console, precision_section(out.precision))
     if args.out:
         print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")

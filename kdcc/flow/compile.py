@@ -41,6 +41,7 @@ class CompileOutput:
     bundle: Any  # what the backend reports (libraries, sizes, GPU image kind), None without a build
     pareto: dict[str, Any] | None = None  # the --pareto sweep (also pareto.json in the bundle)
     keep: dict[str, Any] | None = None  # the --keep search's decision (also keep.json in the bundle)
+    precision: dict[str, Any] | None = None  # --precision other than fp32: each precision measured, the one built
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -128,6 +129,8 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         if out_dir is None or not build:
             raise KdccError(f"--sign-key {sign_key}: there is no bundle to sign without -o and a build")
         sign_key = check_private_key(sign_key)
+    if opts.precision != "fp32" and (out_dir is None or not build):
+        raise KdccError(f"--precision {opts.precision}: there is no library to build at it without -o and a build")
     outputs = [d for d in (out_dir, Path(record) if record is not None else None) if d is not None]
     for directory in outputs:
         check_output_dir(directory, force)
@@ -166,4 +169,4 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
                 atomic_write_tree(out_dir, files)
     if record is not None:
         atomic_write_tree(record, rec_files)
-    return CompileOutput(result, out_dir, bundle, sweep, result.keep)
+    return CompileOutput(result, out_dir, bundle, sweep, result.keep, precision)
