@@ -11,9 +11,9 @@ from kdcc.targets.cost_model import at_precision, estimate
 from kdcc.targets.profile import load_profile
 
 
-def _point(precision, latency, agreement=1.0, delta=0.0, se=0.01):
+def _point(precision, latency, agreement=1.0, delta=0.0, se=0.01, measured=None):
     return {"precision": precision, "action_agreement": agreement, "delta": delta, "delta_se": se,
-            "latency_us": {"cpu": latency}}
+            "latency_us": {"cpu": latency}, "host_step_us": measured}
 
 
 def test_auto_takes_the_cheapest_precision_that_keeps_fidelity():
@@ -34,6 +34,10 @@ def test_auto_takes_the_cheapest_precision_that_keeps_fidelity():
     assert choose_precision([fp32, lossy], "cpu")["precision"] == "fp32"
     with pytest.raises(KdccError):
         choose_precision([lossy], "cpu")
+    # where the library runs here, measured latency decides, not the estimate
+    here = [_point("fp32", 10.0, measured=6.0), _point("fp16", 8.0, measured=9.0), _point("int8", 5.0, measured=7.0)]
+    assert choose_precision(here, "cpu")["precision"] == "int8"
+    assert choose_precision(here, "cpu", measured=True)["precision"] == "fp32"
 
 
 def test_lower_precisions_move_fewer_bytes_and_run_at_their_peak():

@@ -13,13 +13,18 @@ like a lossy pass, against the fp32 student:
 A teacher no better than random (an untrained one) gives no score: score and delta are None, and
 agreement alone decides. The rule `auto` applies (`acceptable`, `choose_precision`): a precision keeps fp32's fidelity when its
 action agreement is ≥ AUTO_AGREEMENT and delta ≥ −max(SCORE_TOLERANCE, SE of delta); of those, the
-one with the lowest estimated per-robot latency on the target's recommended device (cost model, the
-profile's peak per precision); ties go to the higher precision. fp32 is always acceptable.
+fastest: measured (the team step from Python, `host_step_us`) when the target's recommended device is
+this machine's CPU, else the cost model's per-robot estimate on that device (the profile's peak per
+precision); ties go to the higher precision. fp32 is always acceptable. Measured where possible because
+the estimate takes each precision at the device's peak, which a step may not reach: on x86 the fp16
+step converts every op and the int8 matmuls go through TVM's default schedule (kdcc's SIMD matmul
+schedule is float-only), so both run slower here than fp32.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,13 +54,28 @@ def acceptable(point: dict[str, Any]) -> bool:
     return point["delta"] is None or point["delta"] >= -max(SCORE_TOLERANCE, point["delta_se"])
 
 
-def choose_precision(points: Sequence[dict[str, Any]], device: str) -> dict[str, Any]:
-    """The acceptable point with the lowest estimated latency on `device`; ties to the higher precision."""
+def choose_precision(points: Sequence[dict[str, Any]], device: str, measured: bool = False) -> dict[str, Any]:
+    """The acceptable point with the lowest latency: measured here (`host_step_us`) when the target's device is
+    this machine's CPU, else estimated on `device`; ties to the higher precision."""
     order = {p: i for i, p in enumerate(PRECISIONS)}
     kept = [p for p in points if acceptable(p)]
     if not kept:
         raise KdccError("precision auto: no precision was measured acceptable (fp32 must be among the points)")
-    return min(kept, key=lambda p: (p["latency_us"][device], order[p["precision"]]))
+    return min(kept, key=lambda p: (p["host_step_us"] if measured else p["latency_us"][device], order[p["precision"]]))
+
+
+def _step_us(policy, spec, rounds: int = 5, calls: int = 2000) -> float:
+    """Median µs of one team step from Python (HostPolicy.step), as `kdcc eval` and a control loop call it."""
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((spec.n_agents, spec.obs_dim)).astype(np.float32)
+    last, state = np.zeros(spec.n_agents, np.int64), rng.standard_normal(spec.state_dim).astype(np.float32)
+    runs = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            policy.step(obs, last, state)
+        runs.append((time.perf_counter() - start) / calls * 1e6)
+    return round(float(np.median(runs)), 3)
 
 
 class _Library:
@@ -117,11 +137,12 @@ def precision_study(result, precisions: Sequence[str], samples, episodes: int, w
     random_mean = float(np.mean(run_episodes(env, RandomPolicy(env.avail, HELD_OUT), episodes, HELD_OUT).returns))
     gap = float(np.mean(teacher_r)) - random_mean  # a teacher no better than random gives no score (None)
     costs = precision_costs(program, result.profile, precisions)
-    points, fp32_r = [], None
+    points, fp32_r, policies = [], None, []
     for p in ["fp32", *[q for q in precisions if q != "fp32"]]:
         started = time.perf_counter()
         path = _host_build(program, p, samples, work)
         policy = _Library(path, spec)
+        policies.append(policy.policy)
         returns = run_episodes(env, policy, episodes, HELD_OUT).returns
         fp32_r = returns if p == "fp32" else fp32_r
         scored = gap > 0
@@ -133,10 +154,13 @@ def precision_study(result, precisions: Sequence[str], samples, episodes: int, w
                        "host_library_bytes": path.stat().st_size, "weight_bytes": costs[p]["weight_bytes"],
                        "latency_us": {d: c["latency_us"] for d, c in costs[p]["devices"].items()},
                        "seconds": round(time.perf_counter() - started, 2)})
+    for point, policy in zip(points, policies):  # timed one after another, once every library is built
+        point["host_step_us"] = _step_us(policy, spec)
     return points
 
 
-RULE = (f"auto takes the precision with the lowest estimated latency whose action agreement with the fp32 "
+RULE = (f"auto takes the precision with the lowest latency (measured, when the target is this machine's CPU; "
+        f"else the cost model's estimate) whose action agreement with the fp32 "
         f"student is ≥ {AUTO_AGREEMENT:.0%} and whose normalised score is at most max({SCORE_TOLERANCE}, 1 SE) "
         f"below fp32's (paired on the same seeds); ties go to the higher precision.")
 
@@ -154,6 +178,7 @@ def decide_precision(result, requested: str, episodes: int) -> tuple[dict[str, A
     from kdcc.flow.calibration import calibration_samples
     from kdcc.flow.collect import collect_dataset
     from kdcc.marl.agents import agent_steps
+    from kdcc.targets.tvm.build import device_arch
 
     check_precision_option(requested)
     if requested == "fp32":
@@ -166,6 +191,9 @@ def decide_precision(result, requested: str, episodes: int) -> tuple[dict[str, A
     with tempfile.TemporaryDirectory(prefix="kdcc-precision-") as tmp:
         points = precision_study(result, candidates, samples["policy"], episodes, Path(tmp))
     device = next(iter(result.robot_costs.values()))["device"]
-    chosen = choose_precision(points, device)["precision"] if requested == "auto" else requested
-    decision = {"requested": requested, "chosen": chosen, "device": device, "rule": RULE, "points": points}
+    profile_device = result.profile.device(device)
+    measured = profile_device.kind == "cpu" and device_arch(profile_device) == platform.machine()
+    chosen = choose_precision(points, device, measured)["precision"] if requested == "auto" else requested
+    decision = {"requested": requested, "chosen": chosen, "device": device, "rule": RULE, "points": points,
+                "latency_basis": "measured here (team step from Python)" if measured else f"cost model ({device})"}
     return decision, samples

@@ -20,9 +20,12 @@ def precision_section(decision: Mapping[str, Any]) -> Section:
                Column("delta", "Δ vs fp32 (± SE)", cell=lambda r: "—" if r["delta"] is None else f"{r['delta']:+.3f} ± {r['delta_se']:.3f}"),
                Column("weight_bytes", "weights/robot (B)", cell=lambda r: f"{r['weight_bytes']:,}"),
                Column("host_library_bytes", "team lib, host (B)", cell=lambda r: f"{r['host_library_bytes']:,}"),
+               Column("host_step_us", "team step here (µs)",
+                      cell=lambda r: "—" if r.get("host_step_us") is None else f"{r['host_step_us']:.2f}"),
                *(Column(f"lat.{d}", f"est. µs ({d})", cell=lambda r, d=d: f"{r['latency_us'][d]:.2f}")
                  for d in devices))
     note = (f"Requested --precision {decision['requested']}; built at {decision['chosen']}. {decision['rule']} "
             f"Scores over {points[0]['episodes']} held-out MPE episodes; agreement on the probe's teacher "
-            f"trajectories. Latency: the cost model at each precision's peak throughput (per robot, the largest role).")
+            f"trajectories. Team step here: measured from Python on this machine's build. Est.: the cost model at each "
+            f"precision's peak throughput (per robot, the largest role). Auto compared: {decision.get('latency_basis', '')}.")
     return Section("Precision", (Table(columns, tuple(points), "Precision"), Paragraph(text(note))))
