@@ -21,7 +21,7 @@ from kdcc.core.errors import KdccError
 
 __all__ = ["MIN_AGREEMENT", "check_precision"]
 
-MIN_AGREEMENT = 0.9
+MIN_AGREEMENT = 0.8  # a broken lowering agrees about as often as chance (1/5 for 5 actions)
 
 
 def _ort(onnx_model: bytes, sig):
