@@ -35,11 +35,11 @@ from kdcc.core.errors import KdccError
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
+from kdcc.targets.tvm.precision import PRECISIONS
 
 __all__ = ["PRECISIONS", "AUTO_AGREEMENT", "SCORE_TOLERANCE", "HELD_OUT", "acceptable", "choose_precision",
            "precision_study"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
 AUTO_AGREEMENT = 0.95
 SCORE_TOLERANCE = 0.02
 HELD_OUT = 1000  # first env seed of the held-out episodes (as --keep)

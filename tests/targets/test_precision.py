@@ -164,7 +164,7 @@ def _host_packed(library, spec, episodes):
                     or not Path("/usr/aarch64-linux-gnu/lib").is_dir(), reason="needs g++-aarch64-linux-gnu and qemu-user")
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_aarch64_build_under_qemu_matches_the_host_build(built, runner, precision):
-    team, spec, d = built["team"], built["team"].spec, built["dir"]
+    spec, d = built["team"].spec, built["dir"]
     profile = load_profile("orin-cpu")
     lib = build_library(built["mods"][precision], profile.device("cpu"), profile, d / f"{precision}-aarch64.so",
                         d / ".work").path
