@@ -7,8 +7,9 @@ study (`kdcc.flow.precision`: a host team-step build per precision, action agree
 student on the probe, normalised score on the held-out seeds 1000..) and, per precision, writes the
 bundle exactly as `kdcc compile --precision P` does and scores it as `kdcc eval BUNDLE --episodes N
 --teacher examples/spread_teacher.pt` does (seeds 0..N-1; an orin bundle runs its student.onnx, fp16 or
-QDQ int8, in ONNX Runtime). A host bundle's team step is timed from Python (HostPolicy.step, one
-thread, median of 5 × 20,000 calls). Writes bench/precision-<target>.json; never run in CI.
+QDQ int8, in ONNX Runtime). A host bundle's team step and agent step are timed from Python
+(HostPolicy.step, HostAgent.act; one thread; medians of 20 rounds of 5,000 calls, the precisions
+interleaved). Writes bench/precision-<target>.json (with the load average); never run in CI.
 """
 
 from __future__ import annotations
@@ -27,20 +28,34 @@ ROOT = Path(__file__).resolve().parents[1]
 TEACHER = ROOT / "examples" / "spread_teacher.pt"
 
 
-def _host_step_us(library: Path, spec) -> float:
-    from kdcc.targets.tvm.runtime import HostPolicy
+def _host_latency(work: Path, spec, precisions, rounds: int = 20, calls: int = 5_000) -> dict[str, dict[str, float]]:
+    """Median µs of the team step (HostPolicy.step) and the agent step (HostAgent.act) of each precision's host
+    bundle, one thread, the precisions interleaved round by round so that the machine's load hits them alike."""
+    from kdcc.ir.agent_step import agent_example_inputs
+    from kdcc.ir.roles import team_roles
+    from kdcc.targets.tvm.runtime import HostAgent, HostPolicy
 
-    policy = HostPolicy(library, spec)
+    role = team_roles(spec)[0]
     rng = np.random.default_rng(0)
     obs = rng.standard_normal((spec.n_agents, spec.obs_dim)).astype(np.float32)
     last, state = np.zeros(spec.n_agents, np.int64), rng.standard_normal(spec.state_dim).astype(np.float32)
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(20_000):
-            policy.step(obs, last, state)
-        runs.append((time.perf_counter() - start) / 20_000 * 1e6)
-    return float(np.median(runs))
+    own = rng.standard_normal((1, role.obs_dim)).astype(np.float32)
+    steps = {p: (HostPolicy(work / p / "lib/cpu/policy.so", spec),
+                 HostAgent(work / p / f"lib/cpu/{role.name}.so", agent_example_inputs(spec, role), role.n_actions,
+                           role.agents[0] if role.shared else None)) for p in precisions}
+    times = {p: ([], []) for p in precisions}
+    for _ in range(rounds):
+        for p, (team, agent) in steps.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                team.step(obs, last, state)
+            middle = time.perf_counter()
+            for _ in range(calls):
+                agent.act(own)
+            times[p][0].append((middle - start) / calls * 1e6)
+            times[p][1].append((time.perf_counter() - middle) / calls * 1e6)
+    return {p: {"host_team_step_us": float(np.median(t)), "host_agent_step_us": float(np.median(a))}
+            for p, (t, a) in times.items()}
 
 
 def main() -> None:
@@ -69,12 +84,14 @@ def main() -> None:
                  "libraries": {f.relative_to(work / p).as_posix(): f.stat().st_size
                                for f in sorted((work / p / "lib").rglob("*.so"))},
                  "student_onnx_bytes": (work / p / "student.onnx").stat().st_size}
-        if args.target == "host":
-            entry["host_team_step_us"] = _host_step_us(work / p / "lib" / "cpu" / "policy.so", result.program.spec)
         bundles[p] = entry
         print(p, json.dumps(entry), flush=True)
+    if args.target == "host":
+        for p, latency in _host_latency(work, result.program.spec, PRECISIONS).items():
+            bundles[p].update(latency)
+            print(p, json.dumps(latency), flush=True)
     doc = {"target": args.target, "episodes": args.episodes, "study": decision, "bundles": bundles,
-           "seconds": round(time.perf_counter() - started, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "seconds": round(time.perf_counter() - started, 1), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out = ROOT / "bench" / f"precision-{args.target}.json"
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out}")
