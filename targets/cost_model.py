@@ -31,8 +31,11 @@ fused group, rather than taking the roofline of the group, over-estimates a
 little and keeps node costs additive.
 
 Energy per FLOP is one number per device, the fp32 one; lower precisions use it
-too, which over-estimates their energy. Bytes are taken as annotated: a graph
-quantised to int8 is annotated with int8 byte counts.
+too, which over-estimates their energy. Bytes are taken as annotated (float32);
+`at_precision` restates them for a step compiled at fp16 or int8 (`--precision`),
+whose FLOPs `estimate(..., precision)` then takes at that precision's peak. The
+peak is the device's: where the compiled step does not reach it (fp16 matmuls
+with fp32 accumulation on a CPU without FP16FML), the estimate is optimistic.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ from kdcc.core.errors import KdccError
 from kdcc.ir.opcost import OP_KINDS, OpCost
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 
-__all__ = ["Cost", "NodeCost", "Estimate", "estimate", "choose_device", "step_cost", "round_width"]
+__all__ = ["Cost", "NodeCost", "Estimate", "estimate", "choose_device", "step_cost", "round_width", "WEIGHT_BYTES",
+           "at_precision"]
+
+WEIGHT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}  # bytes per weight as the compiled step stores it
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,18 @@ def estimate(ops: Iterable[tuple[str, OpCost]], device: DeviceProfile, precision
     kernels = sum(n.launches_kernel for n in nodes)
     return Estimate(device.name, precision, tuple(nodes), call, total,
                     overhead_us=call_latency + kernels * device.kernel_overhead_us)
+
+
+def at_precision(ops: Iterable[tuple[str, OpCost]], precision: str) -> list[tuple[str, OpCost]]:
+    """The fp32-annotated ops of a step as it runs at `precision` (targets/tvm/precision.py): weights stored at
+    WEIGHT_BYTES[precision]; fp16 activations are half the bytes; int8 quantises only each matmul's input, so
+    its activation bytes stay (a small over-estimate). FLOPs are unchanged: `estimate(..., precision)` takes
+    them at that precision's peak."""
+    if precision not in WEIGHT_BYTES:
+        raise KdccError(f"unknown precision {precision!r} (known: {', '.join(WEIGHT_BYTES)})")
+    w = WEIGHT_BYTES[precision]
+    act = 2 if precision == "fp16" else 1
+    return [(name, OpCost(op.kind, op.flops, op.param_bytes * w // 4, op.act_bytes // act)) for name, op in ops]
 
 
 def _si(value: float, unit: str) -> str:

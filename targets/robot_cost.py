@@ -15,10 +15,10 @@ from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program
 from kdcc.ir.roles import team_roles
 from kdcc.marl.agents import agent_steps
-from kdcc.targets.cost_model import choose_device, estimate, step_cost
+from kdcc.targets.cost_model import at_precision, choose_device, estimate, step_cost
 from kdcc.targets.profile import TargetProfile
 
-__all__ = ["robot_costs", "scoped_cost"]
+__all__ = ["robot_costs", "scoped_cost", "precision_costs"]
 
 
 def _role_ops(program: Program) -> list[list]:
@@ -57,4 +57,21 @@ def robot_costs(program: Program, profile: TargetProfile) -> dict[str, dict[str,
             entry["devices"][device.name] = {"latency_us": round(total.latency_us, 4),
                                              "energy_uj": round(total.energy_uj, 6)}
         out[role.name] = entry
+    return out
+
+
+def precision_costs(program: Program, profile: TargetProfile, precisions) -> dict[str, dict[str, Any]]:
+    """precision -> {weight_bytes (one robot's largest role), per device: latency_us, energy_uj (the largest
+    role's)}: what each precision would cost a robot on every device of the target."""
+    roles = _role_ops(program)
+    out: dict[str, dict[str, Any]] = {}
+    for p in precisions:
+        ops = [at_precision(r, p) for r in roles]
+        entry: dict[str, Any] = {"weight_bytes": max(sum(c.param_bytes for _, c in r) for r in ops), "devices": {}}
+        for device in profile.devices:
+            totals = [estimate(r, device, p).total for r in ops] if p in device.peak_gflops else []
+            if totals:
+                entry["devices"][device.name] = {"latency_us": round(max(t.latency_us for t in totals), 4),
+                                                 "energy_uj": round(max(t.energy_uj for t in totals), 6)}
+        out[p] = entry
     return out

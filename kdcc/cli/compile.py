@@ -60,6 +60,15 @@ def add_parser(sub, common) -> None:
                    help="with -o: certify the teacher's and the student's every agent step on N probe episodes "
                    "(CROWN, ε in the teacher's observation std; as kdcc certify) into report.md/html and each "
                    "role's certified_eps in profile.json; 0 = skip")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "auto"),
+                   help="arithmetic inside the compiled steps (the C API stays float32/int64): fp16 (float16 weights "
+                   "and activations, float32 accumulation), int8 (int8 weights per output channel, activations "
+                   "calibrated on the dataset, int8 x int8 -> int32 matmuls; agents/*.onnx and student.onnx in QDQ "
+                   "form), or auto: the cheapest on the target whose fidelity stays within tolerance of fp32 "
+                   "(measured in MPE; see the report's Precision section). Non-fp32 precisions are checked against "
+                   "the fp32 student: action agreement and normalised score")
+    p.add_argument("--precision-episodes", type=int, default=30,
+                   help="held-out MPE episodes each precision is scored on (with --precision other than fp32)")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
@@ -82,7 +91,8 @@ def run(args) -> int:
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep,
                           keep_episodes=args.keep_episodes, certify_episodes=args.certify_episodes,
                           options=pass_options(args.opt), config=args.config,
-                          tune=args.tune, remote=remote_from_args(args))
+                          tune=args.tune, remote=remote_from_args(args),
+                          precision=args.precision, precision_episodes=args.precision_episodes)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:
@@ -112,5 +122,9 @@ def _print_summary(args, out) -> None:
         from kdcc.reports.keep import keep_section
 
         print_section(console, keep_section(out.keep))
+    if out.precision is not None:
+        from kdcc.reports.precision import precision_section
+
+        print_section(console, precision_section(out.precision))
     if args.out:
         print(f"wrote {args.out} (reports: {Path(args.out) / 'report.md'}, {Path(args.out) / 'report.html'})")

@@ -45,6 +45,7 @@ class CompileOutput:
     bundle: Any  # what the backend reports (libraries, sizes, GPU image kind), None without a build
     pareto: dict[str, Any] | None = None  # the --pareto sweep (also pareto.json in the bundle)
     keep: dict[str, Any] | None = None  # the --keep search's decision (also keep.json in the bundle)
+    precision: dict[str, Any] | None = None  # --precision other than fp32: each precision measured, the one built
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -121,7 +122,8 @@ def _tune(result: CompileResult, opts: CompileOptions, sections: list):
 
 
 def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool,
-                  sign_key: Path | None, tuning=None):
+                  sign_key: Path | None, tuning=None, precision: dict[str, Any] | None = None,
+                  calibration: dict[str, list] | None = None):
     """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
     from kdcc.ir.agent_step import MonitorStep
     from kdcc.ir.program import trace
@@ -130,12 +132,14 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
 
     program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
-            "pipeline": result.passes, **({"tuning": tuning.record()} if tuning is not None else {})}
+            "pipeline": result.passes, **({"tuning": tuning.record()} if tuning is not None else {}),
+            **({"precision": precision} if precision else {})}
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
                         robot_costs=result.robot_costs, certified=result.certified, sign_key=sign_key,
-                        tuned=(tuning.device, Path(tuning.database)) if tuning is not None else None)
+                        tuned=(tuning.device, Path(tuning.database)) if tuning is not None else None,
+                        precision=precision["chosen"] if precision else "fp32", calibration=calibration)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -155,6 +159,8 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         raise KdccError("--rpc-tracker/--rpc name the device --tune runs on: give --tune N too")
     if opts.tune < 0:
         raise KdccError(f"--tune must be a positive number of trials, got {opts.tune}")
+    if opts.precision != "fp32" and (out_dir is None or not build):
+        raise KdccError(f"--precision {opts.precision}: there is no library to build at it without -o and a build")
     outputs = [d for d in (out_dir, Path(record) if record is not None else None) if d is not None]
     for directory in outputs:
         check_output_dir(directory, force)
@@ -165,6 +171,9 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
 
 
 def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, sign_key) -> CompileOutput:
+    from kdcc.flow.precision import check_precision_option, decide_precision
+
+    check_precision_option(opts.precision)
     with single_threaded(opts.seed):
         names = plan_passes(opts)
         inputs = resolve_inputs(teacher_path, target, opts.config, opts.dataset)
@@ -183,14 +192,20 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
             result.certified = certify_compile(result.teacher, result.program, opts.certify_episodes)
         sections, figures, study_files, sweep = _studies(result, opts, with_ablation=out_dir is not None)
         tuning = _tune(result, opts, sections) if opts.tune and out_dir is not None and build else None
+        precision, calibration = decide_precision(result, opts.precision, opts.precision_episodes) if (
+            out_dir is not None and build) else (None, {})
+        if precision is not None:
+            from kdcc.reports.precision import precision_section
+
+            sections.append(precision_section(precision))
         rec_files = record_files(result.records, _manifest(result, opts))
         bundle = None
         if out_dir is not None:
             files = _report_files(result, sections, figures, study_files, rec_files)
             if build:
-                bundle = _write_bundle(result, out_dir, files, force, sign_key, tuning)
+                bundle = _write_bundle(result, out_dir, files, force, sign_key, tuning, precision, calibration)
             else:
                 atomic_write_tree(out_dir, files)
     if record is not None:
         atomic_write_tree(record, rec_files)
-    return CompileOutput(result, out_dir, bundle, sweep, result.keep)
+    return CompileOutput(result, out_dir, bundle, sweep, result.keep, precision)

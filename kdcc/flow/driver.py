@@ -49,6 +49,8 @@ class CompileOptions:
     keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
+    precision: str = "fp32"  # --precision: fp32 | fp16 | int8 | auto (kdcc.flow.precision)
+    precision_episodes: int = 30  # held-out MPE episodes per precision measured
     options: dict[str, Any] = field(default_factory=dict)
     tune: int = 0  # --tune N: MetaSchedule trials for the team step's GEMM kernels (0: none)
     remote: Any = None  # --rpc-tracker/--rpc: a kdcc.targets.tvm.rpc.Remote to tune on (None: this machine)

@@ -66,12 +66,16 @@ def _host_library(b, relax_mod, name: str, built: dict[str, Any]):
 
 def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tuple]) -> RoleArtifact:
     """Lower `module`, build it for every device of the target, write its ONNX, verify it."""
+    from kdcc.targets.onnx_precision import onnx_at_precision
     from kdcc.targets.tvm.build import build_library
     from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
+    from kdcc.targets.tvm.precision import apply_precision
+    from kdcc.targets.tvm.precision_check import check_precision
     from kdcc.targets.tvm.verify import verify_step
 
-    relax_mod = to_relax(module, sig)
-    onnx = onnx_bytes(module, sig)
+    samples = b.calibration.get(name, ())
+    relax_mod = apply_precision(to_relax(module, sig), b.precision, samples)
+    onnx = onnx_at_precision(onnx_bytes(module, sig), b.precision, sig.input_names, samples)
     b.files[f"agents/{name}.onnx"] = onnx
     built: dict[str, Any] = {}  # device -> BuiltLibrary
     libraries: dict[str, dict[str, Any]] = {}
@@ -84,6 +88,7 @@ def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tupl
         libraries[device.name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                   "direct": add_direct(b, lib, name)}
     host = _host_library(b, relax_mod, name, built)
-    verification = verify_step(module, sig, onnx, host.path, inputs)
+    verification = (verify_step(module, sig, onnx, host.path, inputs) if b.precision == "fp32"
+                    else check_precision(module, sig, onnx, host.path, samples, b.precision))
     verification["direct"] = verify_direct(b, host, name, [tuple(x.numpy() for x in args) for args in inputs])
     return RoleArtifact(name, libraries, f"agents/{name}.onnx", verification)

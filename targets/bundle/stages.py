@@ -59,6 +59,8 @@ class Build:
     extra_files: dict[str, bytes] = field(default_factory=dict)  # the compile's own files: reports, record/
     sign_key: Path | None = None  # an EC private key (PEM) to sign the bundle with, checked before the build
     tuned: tuple[str, Path] | None = None  # (device, MetaSchedule database): --tune's records for its team step
+    precision: str = "fp32"  # arithmetic inside every step: fp32 | fp16 | int8 (targets/tvm/precision.py)
+    calibration: dict[str, list] = field(default_factory=dict)  # "policy" | role | "monitor" -> numpy input tuples
 
 
 class Stage(NamedTuple):
@@ -71,17 +73,21 @@ def _sha256(data: bytes) -> str:
 
 
 def lower(b: Build) -> None:
-    """The team step as a Relax module (GRU cells decomposed into plain ops), lowered once for all devices."""
+    """The team step as a Relax module (GRU cells decomposed into plain ops) at the bundle's precision,
+    lowered once for all devices."""
     from kdcc.targets.tvm.lowering import to_relax
+    from kdcc.targets.tvm.precision import apply_precision
 
-    b.relax_mod = to_relax(b.module, b.spec)
+    b.relax_mod = apply_precision(to_relax(b.module, b.spec), b.precision, b.calibration.get("policy", ()))
 
 
 def export_onnx(b: Build) -> None:
     """student.onnx: the same team step for inspection, and what ONNX Runtime runs where no library does."""
-    from kdcc.targets.tvm.lowering import onnx_bytes
+    from kdcc.targets.onnx_precision import onnx_at_precision
+    from kdcc.targets.tvm.lowering import INPUT_NAMES, onnx_bytes
 
-    b.student_onnx = onnx_bytes(b.module, b.spec)
+    b.student_onnx = onnx_at_precision(onnx_bytes(b.module, b.spec), b.precision, INPUT_NAMES,
+                                       b.calibration.get("policy", ()))
     b.files["student.onnx"] = b.student_onnx
 
 
@@ -115,11 +121,19 @@ def build_verification_host(b: Build) -> None:
 
 
 def verify(b: Build) -> None:
-    """torch, ONNX Runtime and the host library agree over a probe episode, or the build fails."""
+    """torch, ONNX Runtime and the host library agree over a probe episode, or the build fails; at fp16 or
+    int8, they agree with the fp32 student closely enough (targets/tvm/precision_check.py). The VM-free
+    team step equals the VM library's at any precision."""
     from kdcc.ir.team import team_example_inputs
+    from kdcc.targets.tvm.lowering import team_signature
+    from kdcc.targets.tvm.precision_check import check_precision
     from kdcc.targets.tvm.verify import verify_team_step
 
-    b.verification = verify_team_step(b.module, b.spec, b.student_onnx, b.host_library)
+    if b.precision == "fp32":
+        b.verification = verify_team_step(b.module, b.spec, b.student_onnx, b.host_library)
+    else:
+        b.verification = check_precision(b.module, team_signature(b.spec), b.student_onnx, b.host_library,
+                                         b.calibration.get("policy", ()), b.precision)
     inputs = [tuple(x.numpy() for x in team_example_inputs(b.spec, seed)) for seed in range(4)]
     b.verification["direct"] = verify_direct(b, b.host_built, "policy", inputs)
 

@@ -92,7 +92,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
                  meta: dict[str, Any] | None = None, inputs: Sequence[str | Path] = (),
                  agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
                  robot_costs: dict[str, Any] | None = None, certified: dict[str, Any] | None = None,
-                 sign_key: str | Path | None = None, tuned: tuple[str, Path] | None = None) -> BundleResult:
+                 sign_key: str | Path | None = None, tuned: tuple[str, Path] | None = None,
+                 precision: str = "fp32", calibration: dict[str, list] | None = None) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
 
     `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
@@ -105,6 +106,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     profile.json and listed in policy.d. `sign_key` (an EC private key, PEM): the bundle is published signed.
     `tuned` (device name, MetaSchedule database directory): that device's team step is built with the
     tuning records (`kdcc.targets.tvm.tune`).
+    `precision` (fp32 | fp16 | int8): the arithmetic inside every step; `calibration` ("policy", each role,
+    "monitor" -> numpy input tuples the step sees on the dataset) calibrates int8 and checks fp16/int8.
     """
     out_dir = Path(out_dir)
     _check_output(out_dir, force)
@@ -124,7 +127,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     try:
         build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
                       agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}),
-                      certified=certified, extra_files=extra_files, sign_key=sign_key, tuned=tuned)
+                      certified=certified, extra_files=extra_files, sign_key=sign_key, tuned=tuned,
+                      precision=precision, calibration=dict(calibration or {}))
         for stage in STAGES:
             stage.run(build)
             check_interrupted()  # a Ctrl-C that TVM swallowed stops the build at the next stage

@@ -186,3 +186,19 @@ def test_pareto_section_renders_one_table_everywhere():
     page = html_blocks(section.blocks)
     assert '<td class="l">rnn 16</td><td>5,774</td><td>3.50 (cpu)</td>' in page and "|" not in page
     assert "<p>Budget: the one asked for (1×)" in page
+
+
+def test_precision_section_shows_each_precision_and_the_choice():
+    from kdcc.reports.precision import precision_section
+
+    def point(p, agreement, score, delta, lib, latency):
+        return {"precision": p, "action_agreement": agreement, "score": score, "delta": delta,
+                "delta_se": None if delta is None else 0.01, "episodes": 30, "weight_bytes": 1000,
+                "host_library_bytes": lib, "latency_us": {"cpu": latency}, "host_step_us": 2 * latency}
+
+    section = precision_section({"requested": "auto", "chosen": "int8", "rule": "The rule.", "points": [
+        point("fp32", 1.0, 0.98, 0.0, 270_000, 5.27), point("int8", 0.96, None, None, 290_000, 5.07)]})
+    md = markdown_blocks(section.blocks)
+    assert "| fp32 | 100.0% | 0.980 | +0.000 ± 0.010 | 1,000 | 270,000 | 10.54 | 5.27 |" in md
+    assert "| int8 | 96.0% | — | — | 1,000 | 290,000 | 10.14 | 5.07 |" in md
+    assert "built at int8. The rule." in md
