@@ -80,9 +80,13 @@ def open_database(path: str | Path):
     from tvm.s_tir import meta_schedule as ms
 
     path = Path(path)
-    return ms.database.JSONDatabase(path_workload=str(path / "database_workload.json"),
-                                    path_tuning_record=str(path / "database_tuning_record.json"),
-                                    module_equality="structural")
+    try:
+        return ms.database.JSONDatabase(path_workload=str(path / "database_workload.json"),
+                                        path_tuning_record=str(path / "database_tuning_record.json"),
+                                        module_equality="structural")
+    except Exception as e:  # TVM's parser raises its own error types on a damaged file
+        detail = " ".join(str(e).split())[:160]
+        raise KdccError(f"{path}: the tuning cache entry is unreadable ({detail}); delete it to tune again") from None
 
 
 def tuning_device(profile: TargetProfile, remote: Remote | None) -> DeviceProfile:

@@ -101,3 +101,13 @@ def test_tune_refusals(tmp_path, capsys, argv, message):
     assert main(["compile", str(teacher), "--pipeline", "exact", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_damaged_tuning_cache_entry_is_one_line(tmp_path):
+    from kdcc.core.errors import KdccError
+    from kdcc.targets.tvm.tune import open_database
+
+    (tmp_path / "database_workload.json").write_text('["not a workload"\n{')
+    (tmp_path / "database_tuning_record.json").write_text("\x00\x01")
+    with pytest.raises(KdccError, match="tuning cache entry is unreadable.*delete it"):
+        open_database(tmp_path)
