@@ -58,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=2_000_000, help="env-step budget")
     p.add_argument("--envs", type=int, default=8, help="environments stepped in lockstep")
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--agent", choices=("rnn", "ff"), default="rnn",
+                   help="agent network: rnn (fc1, GRU, fc2) or ff (fc1, fc, fc2: EPyMARL's use_rnn: False)")
     p.add_argument("--embed", type=int, default=64, help="mixing embed dim")
     p.add_argument("--hypernet-embed", type=int, default=256)
     p.add_argument("--buffer", type=int, default=5000, help="episodes kept for replay")
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
                   else MixerSpec(MIXERS[args.algorithm]))
     spec = with_agent_sizes(MarlSpec(
         n_agents=e0.n_agents, obs_dim=e0.obs_dim, state_dim=e0.state_dim, n_actions=e0.n_actions,
-        agent=AgentSpec("rnn", args.hidden), mixer=mixer_spec, env=env_spec, algorithm=args.algorithm))
+        agent=AgentSpec(args.agent, args.hidden), mixer=mixer_spec, env=env_spec, algorithm=args.algorithm))
     agent, mixer = build_agent(spec), build_mixer(spec)
     t_agent, t_mixer = build_agent(spec), build_mixer(spec)
     t_agent.load_state_dict(agent.state_dict())

@@ -65,6 +65,18 @@ class Program:
         fresh.update(changes)
         return replace(self, **fresh)
 
+    def picklable(self) -> "Program":
+        """A copy that pickles (to another process or machine): fx cannot pickle a graph whose inputs carry
+        string type annotations (a traced module whose source has `from __future__ import annotations`), so
+        they are dropped; nothing that computes changes."""
+        out = self.copy()
+        for gm in (out.agent, out.mixer, out.team):
+            if gm is not None and any(isinstance(n.type, str) for n in gm.graph.nodes):
+                for n in gm.graph.nodes:
+                    n.type = None if isinstance(n.type, str) else n.type
+                gm.recompile()
+        return out
+
     def with_decision(self, pass_name: str, **decision: Any) -> "Program":
         return replace(self, history=(*self.history, {"pass": pass_name, **decision}))
 

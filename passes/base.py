@@ -33,15 +33,27 @@ class Budget:
     bytes: float | None = None
     latency_us: float | None = None
     energy_uj: float | None = None
-    ratio: float = 30.0  # default: this many times fewer FLOPs than the teacher, when no budget is given
+    ratio: float | None = None  # this many times fewer FLOPs than the teacher, when no limit above is given
     scope: str = "robot"
+
+    DEFAULT_RATIO = 30.0  # the size budget when nothing is given and no score is asked for (`--keep off`)
 
     def __post_init__(self):
         if self.scope not in ("robot", "team"):
             raise KdccError(f"budget scope must be robot or team, got {self.scope!r}")
 
     def is_set(self) -> bool:
+        """An absolute limit is given (flops, bytes, latency or energy)."""
         return any(v is not None for v in (self.flops, self.bytes, self.latency_us, self.energy_uj))
+
+    def is_given(self) -> bool:
+        """Any limit is given, a ratio included: without one, a compile that asks for a score has no size limit."""
+        return self.is_set() or self.ratio is not None
+
+    @property
+    def flop_ratio(self) -> float:
+        """The ratio a FLOP limit is taken from when no absolute limit is given."""
+        return self.DEFAULT_RATIO if self.ratio is None else self.ratio
 
 
 @dataclass

@@ -13,12 +13,12 @@ has none, and the decision says so.
 multiples of the target device's preferred multiple (SIMD lanes, warp);
 for each the whole team step (agents + current mixer) is costed on the
 device the cost model recommends, and the widest candidate within every
-budget is kept (default budget: `Budget.ratio`× fewer FLOPs than the teacher).
+budget is kept (no budget given: `Budget.DEFAULT_RATIO`× fewer FLOPs than the teacher).
 If no GRU width fits, a feed-forward agent is tried (the GRU's n-gate input
 weights seed it); distillation then restores fidelity. An unreachable budget
 is an error that states the smallest reachable cost. `--opt prune.width=W`
 keeps exactly W units instead (a rung of the ladder, still within the budget):
-`compile --keep` uses it to try each rung that `ladder` lists.
+`compile --keep` uses it (and `prune.feed_forward`) to try each rung that `ladders` lists.
 
 A heterogeneous team (agents with different observation or action sizes) gets
 one network per agent instead, each with its own width (`prune_split`): the
@@ -48,7 +48,7 @@ from kdcc.passes.config import option
 from kdcc.passes.prune_split import allocate_widths, importance_kept
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["PruneConfig", "run", "ladder"]
+__all__ = ["PruneConfig", "run", "ladders"]
 
 _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "--budget-latency-us",
            "energy_uj": "--budget-energy-uj"}
@@ -59,12 +59,14 @@ class PruneConfig:
     split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
     width: int = option(0, "keep exactly this agent width, a rung of the device's ladder within the budget "
                         "(one shared network; 0: the widest within the budget)")
+    feed_forward: bool = option(False, "a feed-forward student agent (false: a GRU when the teacher is recurrent "
+                                "and one fits the budget, else feed-forward)")
 
 
 def _budget_limits(budget: Budget, teacher_flops: float) -> dict[str, float]:
     limits = {k: getattr(budget, k) for k in ("flops", "bytes", "latency_us", "energy_uj")
               if getattr(budget, k) is not None}
-    return limits or {"flops": teacher_flops / budget.ratio}
+    return limits or {"flops": teacher_flops / budget.flop_ratio}
 
 
 def _sizing(program: Program, ctx: PassContext):
@@ -134,16 +136,23 @@ def _ladder(program: Program, ctx: PassContext, device) -> list[int]:
     return [width] if width else ladder
 
 
-def ladder(program: Program, ctx: PassContext) -> tuple[str, list[int]]:
-    """(kind, widths cheapest first) of every student prune could make within the budget: the rungs of the
-    device's ladder of the kind prune takes (GRU, or feed-forward when no GRU fits). `--keep` searches them."""
+def _kinds(program: Program, ctx: PassContext) -> list[str]:
+    """The agent kinds prune may take, in the order it tries them (`prune.feed_forward`: only feed-forward)."""
+    return ["ff"] if ctx.config_for("prune").feed_forward or not program.spec.recurrent else ["rnn", "ff"]
+
+
+def ladders(program: Program, ctx: PassContext) -> list[tuple[str, int, dict[str, float]]]:
+    """Every student prune could make within the budget, as (kind, width, cost in the budget's scope on the
+    device it sizes on), each kind's rungs cheapest first: GRU ones first for a recurrent teacher, then
+    feed-forward. `--keep` searches them (`prune.feed_forward` and `prune.width` pick one)."""
     limits, device = _sizing(program, ctx)
-    for kind in (["rnn", "ff"] if program.spec.recurrent else ["ff"]):
-        fits = [w for w in _widths(program.spec.agent.hidden_dim, device.preferred_multiple)
-                if all(_candidate_cost(program, ctx, device, kind, hidden=w)[k] <= v for k, v in limits.items())]
-        if fits:
-            return kind, sorted(fits)
-    return "", []
+    rungs = []
+    for kind in _kinds(program, ctx):
+        for w in sorted(_widths(program.spec.agent.hidden_dim, device.preferred_multiple)):
+            cost = _candidate_cost(program, ctx, device, kind, hidden=w)
+            if all(cost[k] <= v for k, v in limits.items()):
+                rungs.append((kind, w, cost))
+    return rungs
 
 
 @register("prune", "remove the least important hidden units, as many as the target cost budget asks",
@@ -160,7 +169,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     limits, device = _sizing(program, ctx)
     smallest = None
     chosen = None
-    for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
+    for kind in _kinds(program, ctx):
         for w in _ladder(program, ctx, device):
             cost = _candidate_cost(program, ctx, device, kind, hidden=w)
             if smallest is None or cost["flops"] < smallest["flops"]:
@@ -222,7 +231,7 @@ def _run_split(program: Program, ctx: PassContext) -> Program | None:
     limits, device = _sizing(program, ctx)
     allowed = sorted(_widths(spec.agent.hidden_dim, device.preferred_multiple))
     scores = _agent_scores(program, ctx, per_agent=True)
-    for kind in (["rnn", "ff"] if spec.recurrent else ["ff"]):
+    for kind in _kinds(program, ctx):
         found = allocate_widths(scores, allowed, lambda widths, kind=kind: _candidate_cost(
             program, ctx, device, kind, widths=widths), limits)
         if found:

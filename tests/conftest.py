@@ -92,7 +92,7 @@ def host_bundle(tmp_path_factory):
             make = {"spread": make_tiny_teacher, "speaker_listener": make_speaker_listener_teacher}[team]
             teacher = make(d / "teacher.pt", seed=2)
             compile_teacher(str(teacher), "host", d / "bundle",
-                            CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4, options=FAST))
+                            CompileOptions(budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST))
             bundles[team] = d / "bundle"
         return bundles[team]
 

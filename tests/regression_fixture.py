@@ -43,7 +43,7 @@ def _record_pipeline(teacher: str | Path, out: Path, *, upto: str | None, pipeli
         if upto not in names:
             raise ValueError(f"upto={upto!r} is not a pass of pipeline {pipeline!r} ({', '.join(names)})")
         names = names[:names.index(upto) + 1]
-    opts = CompileOptions(pipeline=pipeline, passes=names, budget=budget or Budget(), seed=seed,
+    opts = CompileOptions(pipeline=pipeline, passes=names, budget=budget or Budget(), keep=None, seed=seed,
                           dataset=str(dataset) if dataset else None, options=dict(options or {}))
     compile_teacher(str(teacher), target, None, opts, record=out, build=False)
 

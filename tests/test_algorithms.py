@@ -67,7 +67,7 @@ def test_an_algorithm_and_a_mixer_that_do_not_fit_are_refused(tmp_path):
 def test_compiles_end_to_end_and_mixer_passes_record_why_they_skip(tmp_path, algorithm):
     teacher = make_teacher(tmp_path / f"{algorithm}.pt", algorithm)
     compile_teacher(str(teacher), "host", tmp_path / "out", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, certify_episodes=0), record=tmp_path / "rec",
+        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0), record=tmp_path / "rec",
         build=False)
     d = _decisions(tmp_path / "rec")
     assert d["approximate-mixer"]["applied"] is False
@@ -91,7 +91,7 @@ def test_compiles_end_to_end_and_mixer_passes_record_why_they_skip(tmp_path, alg
 def test_mappo_host_bundle_builds_says_its_q_is_logits_and_evaluates(tmp_path):
     teacher = make_teacher(tmp_path / "mappo.pt", "mappo", seed=3)
     out = tmp_path / "bundle"
-    compile_teacher(str(teacher), "host", out, CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4,
+    compile_teacher(str(teacher), "host", out, CompileOptions(budget=Budget(ratio=2.0), keep=None, collect_episodes=4,
                                                               options=FAST, certify_episodes=0))
     profile = json.loads((out / "profile.json").read_text())
     q = next(o for o in profile["io"]["outputs"] if o["name"] == "q")

@@ -20,7 +20,7 @@ def compiled(tmp_path_factory):
     d = tmp_path_factory.mktemp("ce")
     teacher = make_tiny_teacher(d / "t.pt", seed=5, hidden=32, hypernet_embed=32)
     out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, certify_episodes=0))
+        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0))
     return teacher, out
 
 

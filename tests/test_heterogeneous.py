@@ -22,7 +22,7 @@ def compiled(tmp_path_factory):
     d = tmp_path_factory.mktemp("hetero")
     teacher = make_speaker_listener_teacher(d / "sl.pt", seed=3, hidden=32)
     out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, pareto=True, certify_episodes=0))
+        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, pareto=True, certify_episodes=0))
     return teacher, out
 
 
@@ -92,7 +92,7 @@ def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys)
 
     teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
-    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--pareto", "--json", "-q", *opts]
+    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--keep", "off", "--pareto", "--json", "-q", *opts]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 1.0, 2.0]

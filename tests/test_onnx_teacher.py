@@ -61,7 +61,7 @@ def test_eval_and_collect_run_onnx_runtime(pair, tmp_path):
 
 def test_compile_starts_from_a_fresh_student_and_distills(pair, tmp_path):
     _, onnx_dir, teacher = pair
-    opts = CompileOptions(passes=["normalize-eval", "prune", "distill"], budget=Budget(ratio=3.0), seed=3,
+    opts = CompileOptions(passes=["normalize-eval", "prune", "distill"], budget=Budget(ratio=3.0), keep=None, seed=3,
                           collect_episodes=4, options={"distill.steps": 30, "distill.dagger_every": 0})
     out = compile_teacher(str(onnx_dir), "orin", tmp_path / "out", opts, build=False)
     records = out.result.records

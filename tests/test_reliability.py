@@ -22,7 +22,7 @@ FAST_OPTS = ["--opt", "distill.steps=30", "--opt", "distill.dagger_every=0", "--
 
 def _compile_cmd(teacher, out, *extra):
     return [sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "-o", str(out), "--no-build",
-            "--budget-flops", "2x", "--certify-episodes", "0", "-q", *FAST_OPTS, *extra]
+            "--budget-flops", "2x", "--keep", "off", "--certify-episodes", "0", "-q", *FAST_OPTS, *extra]
 
 
 def _env():

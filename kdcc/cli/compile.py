@@ -35,7 +35,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("--dataset", help="a `kdcc collect` dataset (default: collect 200 episodes on the fly)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-flops", help="FLOPs per step (of one robot, see --budget-scope): a number (80k, "
-                    "1.5M) or a ratio to the teacher's (30x); default 30x when no budget is given")
+                    "1.5M) or a ratio to the teacher's (30x); none given: no limit with --keep, 30x with --keep off")
     p.add_argument("--budget-bytes", help="bytes moved per step")
     p.add_argument("--budget-latency-us", help="estimated latency per step on the target, µs")
     p.add_argument("--budget-energy-uj", help="estimated energy per step on the target, µJ")
@@ -51,10 +51,15 @@ def add_parser(sub, common) -> None:
     p.add_argument("--pareto", action="store_true",
                     help="re-run prune+distill at 1/4, 1/2 and 2x the budget, score each in MPE, and add the "
                     "budget-vs-score front to report.md/report.html (and pareto.json)")
-    p.add_argument("--keep", type=float, metavar="FRACTION",
-                    help="opt-in search: the cheapest student within the budget whose normalised score on held-out "
-                    "seeds keeps FRACTION of the teacher's (score - 1 SE >= FRACTION); slow: trains one student per "
-                    "width tried (in parallel processes)")
+    p.add_argument("--keep", type=_keep_fraction, default=0.97, metavar="FRACTION|off",
+                   help="the objective: the cheapest student (by the budget's metric, else the estimated latency of "
+                   "one robot's step) whose normalised score on held-out MPE seeds keeps FRACTION of the teacher's "
+                   "(score - 1 SE >= FRACTION); searched over GRU and feed-forward widths, each a distilled student "
+                   "(trials in parallel processes, or on Ray with --ray). --budget-* stay hard limits. off: no "
+                   "search, the widest student within the budget (default budget 30x)")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the --keep trials as Ray tasks: auto starts a local Ray instance, ADDRESS joins a "
+                   "cluster (every node with kdcc installed); needs the extra kdcc[ray]")
     p.add_argument("--keep-episodes", type=int, default=30, help="held-out MPE episodes per --keep candidate")
     p.add_argument("--certify-episodes", type=int, default=1, metavar="N",
                    help="with -o: certify the teacher's and the student's every agent step on N probe episodes "
@@ -82,13 +87,22 @@ def add_parser(sub, common) -> None:
     p.set_defaults(func=run)
 
 
+def _keep_fraction(text: str) -> float | None:
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a fraction of the teacher's score (e.g. 0.97) or off, not {text!r}")
+
+
 def run(args) -> int:
     from kdcc.flow.compile import compile_teacher
     from kdcc.flow.driver import CompileOptions
 
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
-                          ablate=args.ablate, pareto=args.pareto, keep=args.keep,
+                          ablate=args.ablate, pareto=args.pareto, keep=args.keep, ray=args.ray,
                           keep_episodes=args.keep_episodes, certify_episodes=args.certify_episodes,
                           options=pass_options(args.opt), config=args.config,
                           tune=args.tune, remote=remote_from_args(args),

@@ -58,8 +58,9 @@ def check_output_dir(out: Path, force: bool) -> None:
 
 
 def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
-    budget = {k: v for k, v in opts.budget.__dict__.items() if v is not None}
+    budget = {k: v for k, v in result.ctx.budget.__dict__.items() if v is not None}
     keep = {} if result.keep is None else {"keep": {"fraction": opts.keep, "episodes": opts.keep_episodes,
+                                                     "kind": result.keep["chosen"]["kind"],
                                                      "width": result.keep["chosen"]["width"]}}
     # the context's options: with --keep they include the chosen prune.width, so the record replays it
     return {"target": result.inputs.target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,

@@ -22,6 +22,7 @@ from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.flow.collect import collect_dataset
 from kdcc.flow.inputs import CompileInputs, resolve_inputs
 from kdcc.flow.instruments import DumpIR, ProgressLine
+from kdcc.flow.keep import DEFAULT_KEEP
 from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
 from kdcc.marl.probe import make_probe
@@ -29,7 +30,7 @@ from kdcc.passes import Budget, PassContext, check_options, get_pass
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
 
-__all__ = ["CompileOptions", "CompileResult", "plan_passes", "run_passes", "single_threaded"]
+__all__ = ["CompileOptions", "CompileResult", "compile_budget", "plan_passes", "run_passes", "single_threaded"]
 
 
 @dataclass
@@ -45,9 +46,10 @@ class CompileOptions:
     dump_ir: str | None = None
     ablate: bool = False  # re-run distill without each loss term and report the difference
     pareto: bool = False  # re-run prune+distill at scaled budgets and report the budget-vs-score front
-    keep: float | None = None  # --keep: the cheapest student whose normalised score keeps this fraction
+    keep: float | None = DEFAULT_KEEP  # the cheapest student whose normalised score keeps this fraction (None: off)
     keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
+    ray: str | None = None  # --ray: run the --keep trials as Ray tasks ("auto": a local instance; or an address)
     certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
     precision: str = "fp32"  # --precision: fp32 | fp16 | int8 | auto (kdcc.flow.precision)
     precision_episodes: int = 30  # held-out MPE episodes per precision measured
@@ -101,16 +103,31 @@ def single_threaded(seed: int):
 def plan_passes(opts: CompileOptions) -> list[str]:
     """The passes to run, checked against what the compile's options need; nothing is run yet."""
     names = select_passes(named_pipeline(opts.pipeline), opts.passes, opts.skip)
+    sizes_student = "prune" in names and "distill" in names[names.index("prune"):]
+    if opts.keep == DEFAULT_KEEP and not sizes_student:
+        opts.keep = None  # the default objective applies where the pipeline makes a student to size
+    if opts.keep is not None and not 0 <= opts.keep <= 10:
+        raise KdccError(f"--keep: a fraction of the teacher's score (e.g. 0.97), or off; got {opts.keep:g}")
     for flag, why in (("--pareto", "re-runs prune and distill at other budgets"),
                       ("--keep", "searches prune widths, each distilled")):
-        if getattr(opts, flag[2:]) not in (None, False) and not (
-                "prune" in names and "distill" in names[names.index("prune"):]):
+        if getattr(opts, flag[2:]) not in (None, False) and not sizes_student:
             raise KdccError(f"{flag} {why}: the pipeline must have prune followed by distill (it has: "
                             f"{', '.join(names)})")
+    if opts.ray is not None and opts.keep is None:
+        raise KdccError("--ray runs the --keep search's trials: it needs --keep (not off)")
     if opts.certify_episodes < 0:
         raise KdccError(f"--certify-episodes must be 0 (no certify stage) or more, got {opts.certify_episodes}")
     opts.options = check_options(opts.options)  # typed by each pass's config: the record keeps the typed values
     return names
+
+
+def compile_budget(budget: Budget, keep: float | None) -> Budget:
+    """The budget the passes run under: a given one as it is (hard limits); none given, `Budget.DEFAULT_RATIO`×
+    fewer FLOPs than the teacher, or, when a score is asked for (--keep), no size limit (ratio 1: every
+    student up to the teacher's width is a candidate)."""
+    if budget.is_given():
+        return budget
+    return replace(budget, ratio=1.0 if keep is not None else Budget.DEFAULT_RATIO)
 
 
 def _training_data(inputs: CompileInputs, names: list[str], opts: CompileOptions):
@@ -125,7 +142,7 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
     start = time.perf_counter()
     program = initial_program(inputs.teacher, names, opts.seed)  # an ONNX teacher: a fresh student
     ctx = PassContext(teacher=inputs.teacher, profile=inputs.profile, dataset=_training_data(inputs, names, opts),
-                      budget=opts.budget, seed=opts.seed, options=dict(opts.options))
+                      budget=compile_budget(opts.budget, opts.keep), seed=opts.seed, options=dict(opts.options))
     probe = make_probe(inputs.teacher)
     instruments = [DumpIR(opts.dump_ir)] if opts.dump_ir else []
     if not is_quiet():
@@ -141,14 +158,19 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
 def _run_with_keep(program, names, ctx, probe, instruments, opts):
     """The passes before prune, the --keep search from there, then prune onward at the chosen width: the
     records read as one pipeline, prune's carrying the search's decision."""
-    from kdcc.flow.keep import keep_decision, keep_search
+    from kdcc.flow.keep import keep_decision, keep_metric, keep_search
 
     first = names.index("prune")
     head, records = run_pipeline(program, names[:first], ctx, probe, instruments)
-    search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers)
-    ctx = replace(ctx, options={**ctx.options, "prune.width": search["chosen"]["width"]})
     shifted = [lambda r, p, inst=inst: r.index and inst(replace(r, index=r.index + first), p) for inst in instruments]
-    program, tail = run_pipeline(head, names[first:], ctx, probe, shifted)
+
+    def at_chosen(chosen: dict) -> tuple:
+        sub = replace(ctx, options={**ctx.options, "prune.width": chosen["width"],
+                                    "prune.feed_forward": chosen["kind"] == "ff"})
+        return sub, *run_pipeline(head, names[first:], sub, probe, shifted)
+
+    (ctx, program, tail), search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers,
+                                               metric=keep_metric(opts.budget), ray=opts.ray, then=at_chosen)
     records += [replace(r, index=r.index + first) for r in tail[1:]]  # tail[0]: `head` again
     records[first + 1].decisions["keep"] = keep_decision(search)
     return program, records, ctx, search

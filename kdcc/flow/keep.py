@@ -1,68 +1,72 @@
-"""`compile --keep FRACTION`: the cheapest student that keeps FRACTION of the teacher's score.
+"""`compile --keep FRACTION` (the default objective, 0.97): the cheapest student that keeps FRACTION of the
+teacher's score.
 
-The candidates are the rungs of the device's ladder prune could take within the
-budget (`prune.ladder`: GRU widths, or feed-forward ones when no GRU fits; the
-`--budget-*` limits stay hard). Each trial re-runs prune (`prune.width`) through
-distill and batch-agents from the program before prune (`pareto.rerun`) and plays
-the held-out env seeds 1000.. (never used in training: collection uses 1..200,
-DAgger 50 000..), paired with the teacher's returns on the same seeds; the rule
-and the choice are `kdcc.marl.keep` (score − SE ≥ FRACTION, cheapest by the
-budget's metric in its scope).
+The candidates are every student prune could make within the budget
+(`prune.ladders`: the device's ladder of GRU widths, then of feed-forward ones;
+the `--budget-*` limits stay hard, and without one every rung up to the
+teacher's width is a candidate). Each trial re-runs prune (`prune.width`,
+`prune.feed_forward`) through distill and batch-agents from the program before prune
+(`pareto.rerun`) and plays the held-out env seeds 1000.. (never used in
+training: collection uses 1..200, DAgger 50 000..), paired with the teacher's
+returns on the same seeds; the rule and the choice are `kdcc.marl.keep`
+(score − SE ≥ FRACTION, cheapest by the metric: a budget's first limit, else
+the estimated latency of one robot's step on the device prune sizes on).
 
-The search is coarse to fine: assuming the score grows with width, a k-ary
-bisection over the ladder (k = worker processes, so each round fills them),
-then the rungs either side of the boundary are scored too; it stops there, the
-rest of the ladder is never trained. Every trial is deterministic (distill
-seeds itself from the context's seed; one torch thread), so the same student is
-chosen whether the trials run in parallel processes or one after another — and
-the pipeline's own re-run at the chosen width makes the very student that was
-scored. At the chosen width distill is re-run with two more seeds: the spread of
-the score over distillation seeds, reported beside the decision.
+The search is coarse to fine, one kind at a time: assuming the score grows
+with width, a k-ary bisection over the kind's rungs (k = trials that run at
+once, so each round fills them), then the rungs either side of the boundary;
+the rest is never trained. A later kind (feed-forward after GRU) is searched
+only over its rungs cheaper than the best student kept so far. Every trial is
+deterministic (distill seeds itself from the context's seed; one torch
+thread), so the same student is chosen whether the trials run in local
+processes, one after another, or on Ray (`kdcc.flow.trials`) — and the
+pipeline's own re-run at the chosen rung makes the very student that was
+scored. At the chosen rung distill is re-run with two more seeds: the spread
+of the score over distillation seeds, reported beside the decision.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
 from typing import Any, Callable, Sequence
 
 import torch
 
 from kdcc.core.errors import KdccError
-from kdcc.core.progress import is_quiet, set_quiet, stderr_console
+from kdcc.core.progress import is_quiet, stderr_console
+from kdcc.flow.trials import open_trials
 from kdcc.marl.keep import choose, keeps, paired_score
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
-from kdcc.passes import get_pass
-from kdcc.passes.prune import ladder
-from kdcc.reports.pareto import budget_metric, mark_front, rerun, score_point, student_span
+from kdcc.passes import Budget, get_pass
+from kdcc.passes.prune import ladders
+from kdcc.reports.pareto import mark_front, rerun, score_point, student_span
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["HELD_OUT", "keep_search", "keep_decision", "bisect_ladder"]
+__all__ = ["HELD_OUT", "DEFAULT_KEEP", "keep_metric", "keep_search", "keep_decision", "gallop"]
 
 HELD_OUT = 1000  # first env seed of the held-out episodes
-EXTRA_SEEDS = 2  # distillation seeds re-run at the chosen width
+EXTRA_SEEDS = 2  # distillation seeds re-run at the chosen rung
+DEFAULT_KEEP = 0.97  # `kdcc compile`'s default objective
 
 
-_SHARED: dict[str, Any] = {}  # the search's inputs, inherited by forked workers (fx graphs do not pickle)
+def keep_metric(budget: Budget) -> str:
+    """What "cheapest" means: the first limit a budget gives (flops for a ratio), else the estimated latency of
+    a step (in the budget's scope) on the device the cost model recommends."""
+    given = [k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(budget, k) is not None]
+    return given[0] if given else ("flops" if budget.ratio is not None else "latency_us")
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
-    set_quiet(True)  # a worker's progress bars would interleave on the terminal
-
-
-def _trial(width: int, seed: int) -> dict[str, Any]:
-    """One candidate: re-run the student's passes at `width` with distill seed `seed`, then cost and score it."""
-    start, names, ctx, episodes, key = (_SHARED[k] for k in ("start", "names", "ctx", "episodes", "key"))
+def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[str, Any]:
+    """One candidate: re-run the student's passes at (`kind`, `width`) with distill seed `seed`, cost and score it."""
+    start, names, ctx, episodes, key = (payload[k] for k in ("start", "names", "ctx", "episodes", "key"))
     torch.manual_seed(seed)
-    sub = replace(ctx, seed=seed, options={**ctx.options, "prune.width": width})
+    sub = replace(ctx, seed=seed, options={**ctx.options, "prune.width": width,
+                                          "prune.feed_forward": kind == "ff"})
     program = rerun(start, names, sub)
-    point = score_point(f"width {width}", 1.0, program, ctx, make_probe(ctx.teacher), make_env(ctx.teacher.spec.env),
+    point = score_point(f"{kind} {width}", 1.0, program, ctx, make_probe(ctx.teacher), make_env(ctx.teacher.spec.env),
                         episodes, HELD_OUT, returns=True)
     metric, scope = key.split(".")
     device = scoped_cost(start, ctx.profile, scope)[1]  # the device prune sizes on
@@ -70,48 +74,42 @@ def _trial(width: int, seed: int) -> dict[str, Any]:
     return {**point, "seed": seed}
 
 
-class _Trials:
-    """Runs trials in `workers` local processes, or in this one when 1. The workers are forked: they inherit
-    the program before prune (its fx graphs cannot be pickled to a spawned process) and get back plain data;
-    each sets one torch thread, as the compile does, so a trial gives the same numbers in either."""
+def gallop(ladders: dict[str, Sequence[float]], k: int,
+           evaluate: Callable[[list[tuple[str, int]]], list[bool]]) -> list[tuple[str, int]]:
+    """The rungs to evaluate to find the cheapest that keeps, over several ladders (kind → each rung's cost,
+    cheapest first), assuming keeping grows along a ladder. Rounds of up to `k` rungs shared by the ladders still
+    open: from the cheapest rung up in doubling steps (rungs 0, 1, 3, 7, ...: students are expected to be small)
+    until one keeps, then bisection down to the boundary. A ladder closes at its boundary, or where its rungs cost
+    no less than the best kept so far. `evaluate([(kind, index)])` → keeps or not, each. Returns every rung
+    evaluated, in order."""
+    known: dict[tuple[str, int], bool] = {}
+    while True:
+        best = min((ladders[kd][i] for (kd, i), ok in known.items() if ok), default=math.inf)
+        open_ = {}
+        for kind, costs in ladders.items():
+            lo = max([i for (kd, i), ok in known.items() if kd == kind and not ok], default=-1)
+            hi = min([i for (kd, i), ok in known.items() if kd == kind and ok], default=len(costs))
+            top = min(hi, sum(1 for c in costs if c < best))
+            if lo + 1 < top:
+                open_[kind] = (lo, hi < len(costs), top)
+        if not open_:
+            return list(known)
+        jobs = []
+        for n, (kind, (lo, found, top)) in zip(_share(k, len(open_)), open_.items()):
+            if found:  # bisect (lo, top) into n + 1 parts
+                idx = [lo + max(1, round((top - lo) * j / (n + 1))) for j in range(1, n + 1)]
+            else:  # gallop up from lo
+                idx, i = [], lo
+                for _ in range(n):
+                    i = min(top - 1, max(i + 1, 2 * i + 1))
+                    idx.append(i)
+            jobs += [(kind, i) for i in dict.fromkeys(idx) if lo < i < top and (kind, i) not in known]
+        known.update(zip(jobs, evaluate(jobs)))
 
-    def __init__(self, workers: int, start, names, ctx, episodes: int, key: str):
-        _SHARED.update(start=start, names=list(names), ctx=ctx, episodes=episodes, key=key)
-        self.pool = (ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_worker_init)
-                     if workers > 1 else None)
 
-    def run(self, jobs: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-        """[(width, seed)] → points, in order."""
-        if not is_quiet() and jobs:
-            stderr_console.print(f"[dim]keep: training width {', '.join(str(w) for w, _ in jobs)}[/dim]")
-        if self.pool is None:
-            return [_trial(w, s) for w, s in jobs]
-        return list(self.pool.map(_trial, *zip(*jobs)))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-        _SHARED.clear()
-
-
-def bisect_ladder(n: int, k: int, evaluate: Callable[[list[int]], list[bool]]) -> list[int]:
-    """The rungs (indices, cheapest first) to evaluate to find the cheapest that keeps, assuming keeping grows
-    with the index: rounds of up to `k` rungs spread over the open interval, then the boundary's neighbours.
-    `evaluate(indices)` → keeps or not, per index. Returns every index evaluated, in order."""
-    known: dict[int, bool] = {}
-
-    def run(idx: list[int]) -> None:
-        idx = [i for i in dict.fromkeys(idx) if i not in known]
-        known.update(zip(idx, evaluate(idx)))
-
-    lo, hi = -1, n  # rungs ≤ lo fail, rungs ≥ hi keep (sentinels)
-    while hi - lo > 1:
-        span = hi - lo
-        run([lo + max(1, min(span - 1, round(span * j / (k + 1)))) for j in range(1, k + 1)])
-        hi = min([i for i, ok in known.items() if ok] + [n])
-        lo = max([i for i, ok in known.items() if not ok and i < hi] + [-1])
-    run([i for i in (hi - 1, hi + 1) if 0 <= i < n])  # the step either side of the boundary
-    return list(known)
+def _share(k: int, n: int) -> list[int]:
+    """k slots shared by n ladders, the first ones getting the remainder (each at least one)."""
+    return [max(1, k // n + (i < k % n)) for i in range(n)]
 
 
 def _held_out(ctx, episodes: int) -> tuple[list[float], float]:
@@ -123,68 +121,80 @@ def _held_out(ctx, episodes: int) -> tuple[list[float], float]:
     return teacher.returns.tolist(), rand.mean
 
 
-def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 30,
-                workers: int = 0) -> dict[str, Any]:
-    """The search's decision (plain data): every point evaluated, the rule, the chosen width and its
-    distillation-seed spread. A KdccError (one line, the best score reached) when no candidate keeps it."""
+def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 30, workers: int = 0,
+                metric: str | None = None, ray: str | None = None,
+                then: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(what `then(chosen)` returns, run while the extra distillation seeds train; the search's decision as
+    plain data: every point evaluated, the rule, the chosen rung and its distillation-seed spread). A KdccError
+    (one line, the best score reached) when no candidate keeps the score."""
     if episodes < 2:
         raise KdccError(f"--keep-episodes must be at least 2 (got {episodes})")
     first, last = student_span(names)
-    span = list(names[first:last + 1])
-    kind, widths = ladder(start, ctx)
-    if not widths:
+    rungs = ladders(start, ctx)
+    if not rungs:
         get_pass("prune").run(start, ctx)  # raises its own message: the budget is unreachable
-    metric = budget_metric(ctx.budget)
+    metric = metric or keep_metric(ctx.budget)
     key = f"{metric}.{ctx.budget.scope}"
     teacher, random_mean = _held_out(ctx, episodes)
-    workers = workers or os.cpu_count() or 1
-    trials = _Trials(workers, start, span, ctx, episodes, key)
-    points: dict[int, dict[str, Any]] = {}
+    payload = {"start": start, "names": list(names[first:last + 1]), "ctx": ctx, "episodes": episodes, "key": key}
+    trials = open_trials(_trial, payload, workers, ray)
+    points: dict[tuple[str, int], dict[str, Any]] = {}
 
     def scored(point: dict[str, Any]) -> dict[str, Any]:
         point.update(paired_score(point.pop("returns"), teacher, random_mean))
         point.update(score=round(point["score"], 4), se=round(point["se"], 4))
         return point
 
-    def evaluate(idx: list[int]) -> list[bool]:
-        for i, p in zip(idx, trials.run([(widths[i], ctx.seed) for i in idx])):
-            points[i] = scored(p)
+    def run(jobs: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+        if not is_quiet() and jobs:
+            stderr_console.print(f"[dim]keep: training {', '.join(f'{k} {w}' for k, w, _ in jobs)}[/dim]")
+        return [scored(p) for p in trials.run(jobs)]
+
+    costs: dict[str, list[float]] = {}
+    for k, _, c in rungs:
+        costs.setdefault(k, []).append(c[metric])
+    widths = {k: [w for kd, w, _ in rungs if kd == k] for k in costs}
+
+    def evaluate(jobs: list[tuple[str, int]]) -> list[bool]:
+        for (kind, i), p in zip(jobs, run([(kind, widths[kind][i], ctx.seed) for kind, i in jobs])):
+            p["keeps"] = keeps(p, fraction)
+            points[kind, widths[kind][i]] = p
             if not is_quiet():
-                stderr_console.print(f"[dim]keep: width {widths[i]}: score {p['score']:.3f} ± {p['se']:.3f}[/dim]")
-        return [keeps(points[i], fraction) for i in idx]
+                stderr_console.print(f"[dim]keep: {p['label']}: score {p['score']:.3f} ± {p['se']:.3f}[/dim]")
+        return [points[kind, widths[kind][i]]["keeps"] for kind, i in jobs]
 
     try:
-        bisect_ladder(len(widths), workers, evaluate)
-        evaluated = [points[i] for i in sorted(points)]
-        for p in evaluated:
-            p["keeps"] = keeps(p, fraction)
+        gallop(costs, trials.workers, evaluate)
+        evaluated = sorted(points.values(), key=lambda p: (p[key], p["kind"], p["width"]))
         mark_front(evaluated, key, "score")
-        decision = {"fraction": fraction, "z": 1.0, "metric": key, "episodes": episodes,
-                    "seeds": [HELD_OUT, HELD_OUT + episodes - 1], "kind": kind, "ladder": widths,
-                    "workers": workers, "teacher_return": round(sum(teacher) / episodes, 3),
-                    "random_return": round(random_mean, 3), "points": evaluated,
-                    "rule": f"score − 1·SE ≥ {fraction:g} on the held-out seeds; the cheapest by {key}"}
         best = choose(evaluated, fraction, metric=key)
         best["chosen"] = True
-        extra = [scored(p) for p in trials.run([(best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])]
+        extra = trials.submit([(best["kind"], best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])
+        chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": best["score"],
+                  "se": best["se"]}
+        built = then(chosen) if then is not None else None  # while the extra seeds train
+        extra = [scored(p) for p in extra.result()]
     finally:
         trials.close()
     scores = [best["score"]] + [p["score"] for p in extra]
     mean = sum(scores) / len(scores)
     se = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
-    decision["chosen"] = {"width": best["width"], "kind": best["kind"], key: best[key], "score": best["score"],
-                          "se": best["se"]}
-    decision["distill_seeds"] = {"seeds": [ctx.seed + s for s in range(EXTRA_SEEDS + 1)], "scores": scores,
-                                 "mean": round(mean, 4), "se": round(se, 4)}
-    return decision
+    return built, {
+        "fraction": fraction, "z": 1.0, "metric": key, "episodes": episodes,
+        "seeds": [HELD_OUT, HELD_OUT + episodes - 1], "ladder": widths, "workers": trials.workers,
+        "backend": trials.backend, "teacher_return": round(sum(teacher) / episodes, 3),
+        "random_return": round(random_mean, 3), "points": evaluated, "chosen": chosen,
+        "rule": f"score − 1·SE ≥ {fraction:g} on the held-out seeds; the cheapest by {key}",
+        "distill_seeds": {"seeds": [ctx.seed + s for s in range(EXTRA_SEEDS + 1)], "scores": scores,
+                          "mean": round(mean, 4), "se": round(se, 4)}}
 
 
 def keep_decision(search: dict[str, Any]) -> dict[str, Any]:
-    """What prune's record keeps of the search: the rule, each width scored (cost, score, SE, kept), the choice
+    """What prune's record keeps of the search: the rule, each rung scored (cost, score, SE, kept), the choice
     and its distillation-seed spread (the full points, with returns and costs, are keep.json)."""
     key = search["metric"]
-    points = [{"width": p["width"], key: p[key], "score": p["score"], "se": p["se"], "keeps": p["keeps"]}
-              for p in search["points"]]
+    points = [{"kind": p["kind"], "width": p["width"], key: p[key], "score": p["score"], "se": p["se"],
+               "keeps": p["keeps"]} for p in search["points"]]
     return {"rule": search["rule"], "episodes": search["episodes"], "seeds": search["seeds"],
             "ladder": search["ladder"], "points": points, "chosen": search["chosen"],
             "distill_seeds": search["distill_seeds"]}

@@ -33,20 +33,30 @@ def _columns(key: str) -> tuple[Column, ...]:
 
 
 KEEP_COLUMNS = _columns("flops.robot")
+_KINDS = {"rnn": "GRU", "ff": "feed-forward"}
+
+
+def _span(widths: list[int]) -> str:
+    """4, 8, …, 256 (64 widths)."""
+    return ", ".join(map(str, widths)) if len(widths) <= 4 else f"{widths[0]}, {widths[1]}, …, {widths[-1]} " \
+        f"({len(widths)} widths)"
 
 
 def keep_section(search: dict[str, Any], title: str = "Keep the score (--keep)") -> Section:
     """The evaluated points (cheapest first), the rule, and the distillation-seed spread at the chosen width."""
     c, d = search["chosen"], search["distill_seeds"]
     lo, hi = search["seeds"]
+    ladder = "; ".join(f"{_KINDS.get(k, k)} {_span(ws)}" for k, ws in search["ladder"].items())
+    rungs = sum(len(ws) for ws in search["ladder"].values())
     note = (f"Rule: {search['rule']}. Score = (student − random) / (teacher − random), mean team return over "
             f"{search['episodes']} held-out MPE episodes (seeds {lo}–{hi}, never used in training), paired with "
             f"the teacher episode by episode (teacher {search['teacher_return']:.2f}, uniform random "
-            f"{search['random_return']:.2f}). Candidates: the {search['kind']} widths {search['ladder']} within the "
-            f"budget, searched by bisection assuming the score grows with width, then the widths either side of "
-            f"the boundary ({len(search['points'])} of {len(search['ladder'])} trained, {search['workers']} "
-            f"worker process(es)). Chosen: width {c['width']}, score {c['score']:.3f} ± {c['se']:.3f}. Over "
-            f"distillation seeds {d['seeds']}: {d['mean']:.3f} ± {d['se']:.3f} (mean ± s.e.; "
+            f"{search['random_return']:.2f}). Candidates within the budget: {ladder}; each kind searched from its "
+            f"cheapest width up in doubling steps until one keeps the score, then by bisection, assuming the score "
+            f"grows with width, and only below the cheapest student kept so far ({len(search['points'])} of "
+            f"{rungs} trained, {search['workers']} at a time, {search.get('backend', 'process')}). Chosen: "
+            f"{c['kind']} {c['width']}, score {c['score']:.3f} ± {c['se']:.3f}. Over distillation seeds "
+            f"{d['seeds']}: {d['mean']:.3f} ± {d['se']:.3f} (mean ± s.e.; "
             f"{', '.join(f'{s:.3f}' for s in d['scores'])}).")
     return Section(title, (Table(_columns(search["metric"]), tuple(search["points"]), title), Paragraph(text(note))))
 

@@ -35,7 +35,7 @@ FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's ow
 def scaled(budget: Budget, factor: float) -> Budget:
     limits = {k: getattr(budget, k) * factor for k in ("flops", "bytes", "latency_us", "energy_uj")
               if getattr(budget, k) is not None}
-    return replace(budget, **limits) if limits else replace(budget, ratio=budget.ratio / factor)
+    return replace(budget, **limits) if limits else replace(budget, ratio=budget.flop_ratio / factor)
 
 
 def score_point(label: str, factor: float, program, ctx, probe, env, episodes: int, seed: int,
@@ -90,7 +90,7 @@ def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50,
     first, last = student_span(names)
     start, ctx = result.records[first - 1].program, result.ctx
     # each scaled budget picks its own width (a width fixed by --keep or prune.width would not fit them all)
-    ctx = replace(ctx, options={k: v for k, v in ctx.options.items() if k != "prune.width"})
+    ctx = replace(ctx, options={k: v for k, v in ctx.options.items() if k not in ("prune.width", "prune.feed_forward")})
     probe, env = make_probe(ctx.teacher), make_env(ctx.teacher.spec.env)
     student = result.records[last].program
     points = [score_point("asked", 1.0, student, ctx, probe, env, episodes, seed)]

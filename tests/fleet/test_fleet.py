@@ -49,7 +49,7 @@ SEED, EPISODES = 11, 3
 def _compiled(tmp: Path, make_teacher, target: str) -> Path:
     teacher = make_teacher(tmp / "teacher.pt", seed=2)
     out = compile_teacher(str(teacher), target, tmp / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, certify_episodes=0))
+        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0))
     return out.out_dir
 
 

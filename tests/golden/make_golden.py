@@ -45,7 +45,7 @@ def compile_args(record: str | Path, *extra: str, teacher: Path = TEACHER, datas
     """`kdcc compile` arguments of the golden compile, writing the record to `record`; `extra` perturbs it."""
     opts = [a for k, v in COMPILE_OPTIONS.items() for a in ("--opt", f"{k}={v}")]
     return ["compile", str(teacher), "--target", "orin", "--seed", "0", "--dataset", str(dataset),
-            "--no-build", "--record", str(record), "--force", "-q", *opts, *extra]
+            "--no-build", "--keep", "off", "--record", str(record), "--force", "-q", *opts, *extra]
 
 
 def sl_compile_args(record: str | Path, *extra: str) -> list[str]:

@@ -23,7 +23,7 @@ def _student(tmp_path, hetero: bool, skip=()):
         teacher = make_speaker_listener_teacher(tmp_path / "t.pt", seed=2, hidden=32)
     else:
         teacher = make_tiny_teacher(tmp_path / "t.pt", seed=2, hidden=32, hypernet_embed=32)
-    out = compile_teacher(str(teacher), "host", None, CompileOptions(budget=Budget(ratio=2.0), collect_episodes=4,
+    out = compile_teacher(str(teacher), "host", None, CompileOptions(budget=Budget(ratio=2.0), keep=None, collect_episodes=4,
                                                                  options=FAST, skip=skip))
     return out.result.program
 

@@ -88,7 +88,9 @@ def test_every_pass_declares_documented_options():
     assert by_name["prune"]["options"] == [{"name": "split", "type": "bool", "default": True,
                                             "doc": by_name["prune"]["options"][0]["doc"]},
                                            {"name": "width", "type": "int", "default": 0,
-                                            "doc": by_name["prune"]["options"][1]["doc"]}]
+                                            "doc": by_name["prune"]["options"][1]["doc"]},
+                                           {"name": "feed_forward", "type": "bool", "default": False,
+                                            "doc": by_name["prune"]["options"][2]["doc"]}]
     assert all(o["doc"] and o["type"] in ("int", "float", "bool") for p in listed for o in p["options"])
     assert by_name["distill"]["needs_training"] and not by_name["fuse-team"]["needs_training"]
 
@@ -114,11 +116,11 @@ def test_compile_help_points_at_kdcc_passes(capsys):
     ("distill.steps=abc", "--opt distill.steps: not a number: 'abc' (distill's options: steps (int), batch (int),"),
     ("distill.steps=1.5", "--opt distill.steps: not a whole number: '1.5' (distill's options: steps (int),"),
     ("distill.stepz=5", "--opt distill.stepz: no option 'stepz' (distill's options: steps (int),"),
-    ("prune.split=maybe", "--opt prune.split: not true, false, 1 or 0: 'maybe' (prune's options: split (bool), width (int))"),
+    ("prune.split=maybe", "--opt prune.split: not true, false, 1 or 0: 'maybe' (prune's options: split (bool), width (int), feed_forward (bool))"),
     ("distil.steps=5", "--opt distil.steps: no pass named 'distil' (passes: approximate-mixer,"),
 ])
 def test_a_bad_opt_is_exit_2_with_one_line(tiny_teacher, capsys, opt, message):
-    status = kdcc(["compile", str(tiny_teacher), "--no-build", "-q", "--opt", opt])
+    status = kdcc(["compile", str(tiny_teacher), "--no-build", "--keep", "off", "-q", "--opt", opt])
     err = capsys.readouterr().err
     assert status == 2
     assert err.startswith(f"kdcc compile: error: {message}") and err.count("\n") == 1

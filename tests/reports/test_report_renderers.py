@@ -34,7 +34,7 @@ def compiled(tmp_path_factory):
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
     stdout = io.StringIO()
     with redirect_stdout(stdout):
-        assert main(["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--no-build",
+        assert main(["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--keep", "off", "--no-build",
                      "-o", str(out), "--json", "-q", *opts]) == 0
     return {"json": json.loads(stdout.getvalue()), "md": (out / "report.md").read_text(),
             "html": (out / "report.html").read_text()}

@@ -127,7 +127,7 @@ def test_compile_with_a_sign_key_publishes_a_signed_bundle(keys, tmp_path, capsy
 
     teacher = make_tiny_teacher(tmp_path / "t.pt", seed=3)
     compile_teacher(str(teacher), "host", tmp_path / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, certify_episodes=0), sign_key=keys["key"])
+        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0), sign_key=keys["key"])
     assert _run(capsys, "verify", tmp_path / "bundle", "--key", keys["pub"])[0] == 0
 
 
