@@ -78,7 +78,11 @@ def select_passes(pipeline: Sequence[str], only: Sequence[str] | None = None,
 
 
 def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe: Probe,
-                 instruments: Sequence[Instrument] = ()) -> tuple[Program, list[PassRecord]]:
+                 instruments: Sequence[Instrument] = (),
+                 ran: Sequence[tuple[Program, float]] = ()) -> tuple[Program, list[PassRecord]]:
+    """`names` in order from `program`, one record each (index 0: the input). `ran`: the outputs and wall times
+    of the first passes as they were already run under the same context (a search's trial, in another
+    process): recorded and checked, not run again."""
     records = [_record(0, "import", 0.0, program, ctx, probe, {})]
     for inst in instruments:
         inst(records[0], program)
@@ -87,10 +91,10 @@ def run_pipeline(program: Program, names: Sequence[str], ctx: PassContext, probe
         p = get_pass(name)
         start = time.perf_counter()
         try:
-            result = p.run(program, ctx)
+            result = ran[i - 1][0] if i <= len(ran) else p.run(program, ctx)
         except KdccError as e:
             raise KdccError(f"pass {name}: {e}") from None
-        wall = time.perf_counter() - start
+        wall = ran[i - 1][1] if i <= len(ran) else time.perf_counter() - start
         if not isinstance(result, Program):
             raise TypeError(f"pass {name} returned {type(result).__name__}, not a Program")
         try:

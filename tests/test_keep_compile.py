@@ -90,9 +90,15 @@ def test_keep_zero_takes_the_cheapest_rung_the_same_in_parallel_and_in_sequence(
     for p in search["points"]:  # every evaluated point is a row of the section's table
         assert f"{p['kind']} {p['width']}" in report and p["score"] - p["se"] >= 0.0
     assert json.loads((bundle / "keep.json").read_text())["chosen"]["width"] == 16
-    seq = compile_teacher(str(teacher), "host", None, _opts(0.0, 1), build=False).keep
+    one = compile_teacher(str(teacher), "host", None, _opts(0.0, 1), build=False)
+    seq = one.keep
     assert seq["backend"] == "this process" and search["backend"] == "process"
     _same_search(seq, search)
+    # the chosen trial's student is the compile's: the same records whichever process trained it
+    assert [(r.name, r.text, r.metrics) for r in one.result.records] == \
+        [(r.name, r.text, r.metrics) for r in out.result.records]
+    distill = next(r for r in out.result.records if r.name == "distill")
+    assert distill.wall_s > 0.01 and distill.decisions["options"]["steps"] == FAST["distill.steps"]
 
 
 def test_ray_tasks_choose_the_same_student_as_local_processes(teacher, parallel):
@@ -128,3 +134,14 @@ def test_keep_needs_prune_then_distill_unless_it_is_the_default(teacher):
         compile_teacher(str(teacher), "host", None, _opts(0.5, 1, pipeline="exact"), build=False)
     exact = compile_teacher(str(teacher), "host", None, _opts(0.97, 1, pipeline="exact"), build=False)
     assert exact.keep is None  # the default objective: nothing to size in the exact pipeline
+
+
+def test_ray_without_the_search_is_a_one_line_error(teacher, capsys):
+    from kdcc.cli.app import main
+
+    assert main(["compile", str(teacher), "--target", "host", "--keep", "off", "--ray", "auto", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--ray runs the --keep search's trials: it needs --keep (not off)" in err
+    with pytest.raises(SystemExit) as bad:  # argparse's own error: usage line, then the message
+        main(["compile", str(teacher), "--target", "host", "--keep", "most", "-q"])
+    assert bad.value.code == 2 and "a fraction of the teacher's score (e.g. 0.97) or off, not 'most'" in capsys.readouterr().err

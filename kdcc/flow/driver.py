@@ -158,16 +158,15 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
 def _run_with_keep(program, names, ctx, probe, instruments, opts):
     """The passes before prune, the --keep search from there, then prune onward at the chosen width: the
     records read as one pipeline, prune's carrying the search's decision."""
-    from kdcc.flow.keep import keep_decision, keep_metric, keep_search
+    from kdcc.flow.keep import keep_decision, keep_metric, keep_search, trial_context
 
     first = names.index("prune")
     head, records = run_pipeline(program, names[:first], ctx, probe, instruments)
     shifted = [lambda r, p, inst=inst: r.index and inst(replace(r, index=r.index + first), p) for inst in instruments]
 
-    def at_chosen(chosen: dict) -> tuple:
-        sub = replace(ctx, options={**ctx.options, "prune.width": chosen["width"],
-                                    "prune.feed_forward": chosen["kind"] == "ff"})
-        return sub, *run_pipeline(head, names[first:], sub, probe, shifted)
+    def at_chosen(chosen: dict, ran: list) -> tuple:  # the chosen trial's student, recorded without retraining
+        sub = trial_context(ctx, chosen["kind"], chosen["width"], ctx.seed)
+        return sub, *run_pipeline(head, names[first:], sub, probe, shifted, ran=ran)
 
     (ctx, program, tail), search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers,
                                                metric=keep_metric(opts.budget), ray=opts.ray, then=at_chosen)

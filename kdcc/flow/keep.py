@@ -42,10 +42,11 @@ from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 from kdcc.passes import Budget, get_pass
 from kdcc.passes.prune import ladders
-from kdcc.reports.pareto import mark_front, rerun, score_point, student_span
+from kdcc.reports.pareto import mark_front, rerun_steps, score_point, student_span
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["HELD_OUT", "DEFAULT_KEEP", "keep_metric", "keep_search", "keep_decision", "gallop"]
+__all__ = ["HELD_OUT", "DEFAULT_KEEP", "keep_metric", "keep_search", "keep_decision", "gallop",
+           "trial_context"]
 
 HELD_OUT = 1000  # first env seed of the held-out episodes
 EXTRA_SEEDS = 2  # distillation seeds re-run at the chosen rung
@@ -63,15 +64,20 @@ def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[st
     """One candidate: re-run the student's passes at (`kind`, `width`) with distill seed `seed`, cost and score it."""
     start, names, ctx, episodes, key = (payload[k] for k in ("start", "names", "ctx", "episodes", "key"))
     torch.manual_seed(seed)
-    sub = replace(ctx, seed=seed, options={**ctx.options, "prune.width": width,
-                                          "prune.feed_forward": kind == "ff"})
-    program = rerun(start, names, sub)
+    steps = rerun_steps(start, names, trial_context(ctx, kind, width, seed))
+    program = steps[-1][0]
     point = score_point(f"{kind} {width}", 1.0, program, ctx, make_probe(ctx.teacher), make_env(ctx.teacher.spec.env),
                         episodes, HELD_OUT, returns=True)
     metric, scope = key.split(".")
     device = scoped_cost(start, ctx.profile, scope)[1]  # the device prune sizes on
     point[key] = round(scoped_cost(program, ctx.profile, scope, device)[0][metric], 4)
-    return {**point, "seed": seed}
+    # the passes' outputs travel back (pickled as the payload was), so the chosen rung is not trained twice
+    return {**point, "seed": seed, "steps": [(p.picklable(), wall) for p, wall in steps]}
+
+
+def trial_context(ctx, kind: str, width: int, seed: int):
+    """The pass context of the student at rung (`kind`, `width`) trained with distill seed `seed`."""
+    return replace(ctx, seed=seed, options={**ctx.options, "prune.width": width, "prune.feed_forward": kind == "ff"})
 
 
 def gallop(ladders: dict[str, Sequence[float]], k: int,
@@ -123,8 +129,9 @@ def _held_out(ctx, episodes: int) -> tuple[list[float], float]:
 
 def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 30, workers: int = 0,
                 metric: str | None = None, ray: str | None = None,
-                then: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """(what `then(chosen)` returns, run while the extra distillation seeds train; the search's decision as
+                then: Callable[[dict[str, Any], list], Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(what `then(chosen, its trial's pass outputs)` returns, run while the extra distillation seeds train; the
+    search's decision as
     plain data: every point evaluated, the rule, the chosen rung and its distillation-seed spread). A KdccError
     (one line, the best score reached) when no candidate keeps the score."""
     if episodes < 2:
@@ -140,7 +147,12 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
     trials = open_trials(_trial, payload, workers, ray)
     points: dict[tuple[str, int], dict[str, Any]] = {}
 
+    built: dict[tuple[str, int], list] = {}  # each rung's pass outputs at the compile's own seed
+
     def scored(point: dict[str, Any]) -> dict[str, Any]:
+        steps = point.pop("steps")
+        if point["seed"] == ctx.seed:
+            built[point["kind"], point["width"]] = steps
         point.update(paired_score(point.pop("returns"), teacher, random_mean))
         point.update(score=round(point["score"], 4), se=round(point["se"], 4))
         return point
@@ -172,14 +184,14 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
         extra = trials.submit([(best["kind"], best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])
         chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": best["score"],
                   "se": best["se"]}
-        built = then(chosen) if then is not None else None  # while the extra seeds train
+        made = then(chosen, built[best["kind"], best["width"]]) if then is not None else None  # as the seeds train
         extra = [scored(p) for p in extra.result()]
     finally:
         trials.close()
     scores = [best["score"]] + [p["score"] for p in extra]
     mean = sum(scores) / len(scores)
     se = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
-    return built, {
+    return made, {
         "fraction": fraction, "z": 1.0, "metric": key, "episodes": episodes,
         "seeds": [HELD_OUT, HELD_OUT + episodes - 1], "ladder": widths, "workers": trials.workers,
         "backend": trials.backend, "teacher_return": round(sum(teacher) / episodes, 3),

@@ -13,6 +13,7 @@ unreachable is listed as such.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -26,7 +27,7 @@ from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
 from kdcc.reports.document import Column, Paragraph, Section, Table, text
 
-__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_figure", "student_span", "rerun",
+__all__ = ["FACTORS", "PARETO_COLUMNS", "budget_sweep", "pareto_section", "pareto_figure", "student_span", "rerun", "rerun_steps",
            "score_point", "mark_front", "budget_metric"]
 
 FACTORS = (0.25, 0.5, 2.0)  # around the budget asked for (1×, the compile's own student)
@@ -64,10 +65,18 @@ def student_span(names: Sequence[str]) -> tuple[int, int]:
 
 def rerun(start, names: Sequence[str], ctx):
     """`names` run in order from the program `start` under `ctx` (no records: a study's re-run)."""
-    program = start
+    steps = rerun_steps(start, names, ctx)
+    return steps[-1][0] if steps else start
+
+
+def rerun_steps(start, names: Sequence[str], ctx) -> list[tuple[Any, float]]:
+    """(output, wall seconds) of each of `names` run in order from `start` under `ctx`."""
+    steps, program = [], start
     for name in names:
+        t = time.perf_counter()
         program = get_pass(name).run(program, ctx)
-    return program
+        steps.append((program, time.perf_counter() - t))
+    return steps
 
 
 def budget_metric(budget: Budget) -> str:
