@@ -31,7 +31,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/kdcc profile examples/spread_teacher.pt --target orin
-	$(BIN)/kdcc compile examples/spread_teacher.pt --target orin -o $(DEMO_OUT)/orin --force --pareto
+	$(BIN)/kdcc compile examples/spread_teacher.pt --target orin -o $(DEMO_OUT)/orin --force
 	$(BIN)/kdcc eval $(DEMO_OUT)/orin --episodes 100 --teacher examples/spread_teacher.pt
 	$(BIN)/kdcc compile examples/spread_teacher.pt --target host -o $(DEMO_OUT)/host --force
 	$(BIN)/kdcc eval $(DEMO_OUT)/host --episodes 100 --teacher examples/spread_teacher.pt

@@ -48,7 +48,7 @@ def main() -> int:
     profile = OUT / "host-calibrated.toml"
     kdcc("calibrate", "--target", "host", "-o", str(profile), "-q")
     rows = {}
-    for name, extra in (("teacher (uncompressed)", ["--pipeline", "exact"]), ("student (default budget)", [])):
+    for name, extra in (("teacher (uncompressed)", ["--pipeline", "exact"]), ("student (default budget)", ["--keep", "off"])):
         bundle = OUT / ("cal_" + name.split()[0])
         kdcc("compile", str(TEACHER), "--target", str(profile), "-o", str(bundle), "--force", "-q", *extra)
         measured, est = bundle_call_us(bundle), estimate_us(bundle)

@@ -45,7 +45,8 @@ def main() -> int:
     rows = {}
     for name, extra in VARIANTS.items():
         bundle = OUT / f"sl_{len(rows)}"
-        kdcc("compile", str(TEACHER), "--target", "host", "-o", str(bundle), "--force", "-q", *extra)
+        kdcc("compile", str(TEACHER), "--target", "host", "-o", str(bundle), "--force", "-q", "--keep", "off",
+             *extra)
         spec = json.loads((bundle / "profile.json").read_text())["spec"]
         cost = json.loads((bundle / "profile.json").read_text())
         score = _eval(bundle)

@@ -171,7 +171,7 @@ def main() -> int:
     for name, teacher in TEACHERS.items():
         bundle = work / name / "bundle"
         subprocess.run([sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "-o", str(bundle),
-                        "--force", "-q"], check=True)
+                        "--force", "-q", "--keep", "off"], check=True)
         out["teachers"][name] = bench_bundle(name, bundle, work, args.calls, args.soak if name == "spread" else 0)
         for role, row in out["teachers"][name]["roles"].items():
             c = row.get("c", {}).get("median_us", "-")

@@ -71,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work) / args.target
     started = time.perf_counter()
-    result = run_passes(str(TEACHER), args.target, CompileOptions(precision="auto"))
+    result = run_passes(str(TEACHER), args.target, CompileOptions(precision="auto", keep=None))
     decision, samples = decide_precision(result, "auto", args.episodes)
     bundles = {}
     for p in PRECISIONS:

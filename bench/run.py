@@ -107,7 +107,7 @@ def machine() -> dict:
 
 def kdcc_compile(save: Path, out: Path, budget: str, target: Path, build: bool) -> tuple[float, dict]:
     cmd = [PY, BENCH / "_kdcc_compile.py", save, "--", "compile", TEACHER, "--target", target, "-o", out,
-           "--budget-flops", budget, "--force", "-q"] + ([] if build else ["--no-build"])
+           "--budget-flops", budget, "--keep", "off", "--force", "-q"] + ([] if build else ["--no-build"])
     wall, _ = run(cmd)
     return wall, json.loads((save / "meta.json").read_text())
 

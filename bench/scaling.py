@@ -58,7 +58,7 @@ def _compile(teacher: Path, data: Path, out: Path) -> dict:
     """A fresh process; its wall time and peak resident memory (VmHWM of the child, via wait4)."""
     for budget in BUDGETS:
         cmd = [sys.executable, "-m", "kdcc", "compile", str(teacher), "--target", "host", "--dataset", str(data),
-               "-o", str(out), "--force", "-q", "--budget-flops", budget, "--certify-episodes", "0",
+               "-o", str(out), "--force", "-q", "--budget-flops", budget, "--keep", "off", "--certify-episodes", "0",
                "--opt", "distill.steps=50", "--opt", "distill.dagger_every=0"]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, "TVM_NUM_THREADS": "1"})

@@ -47,7 +47,7 @@ def _compile(target: str, out: Path, save: Path, reuse: bool) -> None:
     if reuse and (out / "profile.json").is_file():
         return
     subprocess.run([sys.executable, str(ROOT / "bench" / "_kdcc_compile.py"), str(save), "--", "compile", str(TEACHER),
-                    "--target", target, "-o", str(out), "--force", "-q"], check=True)
+                    "--target", target, "-o", str(out), "--force", "-q", "--keep", "off"], check=True)
 
 
 def _words(text: str) -> dict[str, float]:
