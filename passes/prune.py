@@ -17,7 +17,8 @@ budget is kept (no budget given: `Budget.DEFAULT_RATIO`× fewer FLOPs than the t
 If no GRU width fits, a feed-forward agent is tried (the GRU's n-gate input
 weights seed it); distillation then restores fidelity. An unreachable budget
 is an error that states the smallest reachable cost. `--opt prune.width=W`
-keeps exactly W units instead (a rung of the ladder, still within the budget):
+keeps exactly W units instead (a rung of the ladder, still within the budget; a
+heterogeneous team: each agent's own network of W units):
 `compile --keep` uses it (and `prune.feed_forward`) to try each rung that `ladders` lists.
 
 A heterogeneous team (agents with different observation or action sizes) gets
@@ -58,7 +59,7 @@ _OPTION = {"flops": "--budget-flops", "bytes": "--budget-bytes", "latency_us": "
 class PruneConfig:
     split: bool = option(True, "a heterogeneous team gets one network per agent (false: one shared network)")
     width: int = option(0, "keep exactly this agent width, a rung of the device's ladder within the budget "
-                        "(one shared network; 0: the widest within the budget)")
+                        "(a heterogeneous team: each agent's own network of that width; 0: the widest within the budget)")
     feed_forward: bool = option(False, "a feed-forward student agent (false: a GRU when the teacher is recurrent "
                                 "and one fits the budget, else feed-forward)")
 
@@ -141,15 +142,22 @@ def _kinds(program: Program, ctx: PassContext) -> list[str]:
     return ["ff"] if ctx.config_for("prune").feed_forward or not program.spec.recurrent else ["rnn", "ff"]
 
 
+def _splits(program: Program, ctx: PassContext) -> bool:
+    """A heterogeneous team gets one network per agent (unless `prune.split` is off)."""
+    return program.spec.heterogeneous and not program.spec.agent.split and ctx.config_for("prune").split
+
+
 def ladders(program: Program, ctx: PassContext) -> list[tuple[str, int, dict[str, float]]]:
     """Every student prune could make within the budget, as (kind, width, cost in the budget's scope on the
     device it sizes on), each kind's rungs cheapest first: GRU ones first for a recurrent teacher, then
-    feed-forward. `--keep` searches them (`prune.feed_forward` and `prune.width` pick one)."""
+    feed-forward. `--keep` searches them (`prune.feed_forward` and `prune.width` pick one). A heterogeneous
+    team's rung is one network of that width per agent (each reads only its own inputs)."""
     limits, device = _sizing(program, ctx)
+    n = program.spec.n_agents if _splits(program, ctx) else 0
     rungs = []
     for kind in _kinds(program, ctx):
         for w in sorted(_widths(program.spec.agent.hidden_dim, device.preferred_multiple)):
-            cost = _candidate_cost(program, ctx, device, kind, hidden=w)
+            cost = _candidate_cost(program, ctx, device, kind, **({"widths": (w,) * n} if n else {"hidden": w}))
             if all(cost[k] <= v for k, v in limits.items()):
                 rungs.append((kind, w, cost))
     return rungs
@@ -161,8 +169,7 @@ def run(program: Program, ctx: PassContext) -> Program:
     if ctx.dataset is None:
         raise KdccError("prune needs a dataset (pass --dataset or let compile collect one)")
     spec = program.spec
-    config = ctx.config_for("prune")
-    if spec.heterogeneous and not spec.agent.split and config.split and not config.width:
+    if _splits(program, ctx):
         split = _run_split(program, ctx)
         if split is not None:
             return split
@@ -225,15 +232,19 @@ def _student(program: Program, ctx: PassContext, agent, agent_spec, size: dict, 
 
 
 def _run_split(program: Program, ctx: PassContext) -> Program | None:
-    """Heterogeneous agents: one network per agent, widths shared out by the cost model (prune_split);
-    None when no such student fits the budget."""
+    """Heterogeneous agents: one network per agent, widths shared out by the cost model (prune_split), or each
+    of width `prune.width` when set; None when no such student fits the budget."""
     spec = program.spec
     limits, device = _sizing(program, ctx)
     allowed = sorted(_widths(spec.agent.hidden_dim, device.preferred_multiple))
     scores = _agent_scores(program, ctx, per_agent=True)
+    fixed = ctx.config_for("prune").width and tuple(_ladder(program, ctx, device)) * spec.n_agents
     for kind in _kinds(program, ctx):
-        found = allocate_widths(scores, allowed, lambda widths, kind=kind: _candidate_cost(
-            program, ctx, device, kind, widths=widths), limits)
+        cost = lambda widths, kind=kind: _candidate_cost(program, ctx, device, kind, widths=widths)  # noqa: E731
+        if fixed:
+            found = (fixed, cost(fixed)) if all(cost(fixed)[k] <= v for k, v in limits.items()) else None
+        else:
+            found = allocate_widths(scores, allowed, cost, limits)
         if found:
             break
     if not found:  # each network costs its own kernels: a shared one may still fit (the caller tries it)

@@ -71,6 +71,7 @@ def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[st
     metric, scope = key.split(".")
     device = scoped_cost(start, ctx.profile, scope)[1]  # the device prune sizes on
     point[key] = round(scoped_cost(program, ctx.profile, scope, device)[0][metric], 4)
+    point.update(widths=point["width"], width=width)  # the rung; what prune made (per agent when split)
     # the passes' outputs travel back (pickled as the payload was), so the chosen rung is not trained twice
     return {**point, "seed": seed, "steps": [(p.picklable(), wall) for p, wall in steps]}
 

@@ -119,3 +119,21 @@ def test_a_latency_budget_only_a_shared_network_meets_falls_back_to_it(hetero):
     forced = get_pass("prune").run(program, PassContext(teacher=teacher, profile=profile, dataset=data,
                                                         budget=Budget(scope="team", ratio=3.0), options={"prune.split": 0}))
     assert not forced.spec.agent.split
+
+
+def test_a_width_gives_each_agent_its_own_network_of_it_and_the_ladder_costs_them_so(hetero):
+    """`prune.width` (a --keep rung) on a heterogeneous team: one network of that width per agent, costed as such."""
+    from dataclasses import replace
+
+    from kdcc.passes.prune import ladders
+
+    teacher, data = hetero
+    program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
+    ctx = PassContext(teacher=teacher, profile=load_profile("host"), dataset=data, budget=Budget(ratio=1.0))
+    out = get_pass("prune").run(program, replace(ctx, options={"prune.width": 16}))
+    assert out.spec.agent.split and out.spec.agent.widths == (16, 16) and out.history[-1]["widths"] == [16, 16]
+    own, shared = ladders(program, ctx), ladders(program, replace(ctx, options={"prune.split": 0}))
+    assert [(k, w) for k, w, _ in own] == [(k, w) for k, w, _ in shared] == [("rnn", 16), ("rnn", 32), ("ff", 16),
+                                                                               ("ff", 32)]
+    assert own[0][2]["flops"] == out.history[-1]["estimate"]["flops"]
+    assert all(o[2]["flops"] < s[2]["flops"] for o, s in zip(own, shared))  # own inputs only: fewer FLOPs
