@@ -8,7 +8,9 @@ the candidate's error is its mean |Q_tot,S − Q_tot,T| there.
 
 Few episodes are the limit, not the fit: on the example teacher (200 episodes,
 160 fitted) a mixer fits its rows to 2–3% of Q_tot's std and misses held-out
-episodes by 21%; with 760 episodes the same mixer misses them by 6–8%. The
+episodes by 21%, and longer fits, a decayed learning rate or standardised states
+and targets move that by a point or two; with 760 episodes the same mixer misses
+them by 6–8%. The
 teacher's mixer is at hand, so the fit adds rows it labels itself (`synthetic`):
 states mixed from two fit rows a, b,
 
@@ -23,9 +25,9 @@ average shrinks towards μ. Held-out states are never mixed in.
 The loss is the mean squared error over var(Q_tot,T), Adam on batches drawn
 from all those rows with a cosine-decayed learning rate: each step costs the
 same whatever the number of rows. A candidate whose held-out error halfway is
-above `give_up` stops there (the rest of a fit lowered it by 10–15% on the
-example teacher): the ladder's cheap candidates that cannot meet the goal cost
-half a fit.
+above `give_up` stops there (the second half of a fit lowered it by 15% at
+most on the example teacher): the ladder's cheap candidates that cannot meet
+the goal cost half a fit.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from kdcc.api import collect
+from kdcc.core.errors import KdccError
 from kdcc.inputs.dataset import load_dataset
 from kdcc.inputs.teacher import load_teacher
 from kdcc.ir.program import from_modules
@@ -60,6 +61,8 @@ def test_mixer_fallback_is_the_most_faithful_candidate(setup):
     assert [c["latency_us"] for c in tried] == sorted(c["latency_us"] for c in tried)
     assert [c["steps"] for c in tried] == [20] * 5 + [40]
     assert d["relative_err"] == min(c["relative_err"] for c in tried)
+    with pytest.raises(KdccError, match="approximate-mixer.batch must be ≥ 1"):
+        get_pass("approximate-mixer").run(program, replace(ctx, options={"approximate-mixer.batch": 0}))
 
 
 def test_distill_restores_fidelity_after_pruning(setup):
