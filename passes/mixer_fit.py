@@ -8,9 +8,9 @@ the candidate's error is its mean |Q_tot,S − Q_tot,T| there.
 
 Few episodes are the limit, not the fit: on the example teacher (200 episodes,
 160 fitted) a mixer fits its rows to 2–3% of Q_tot's std and misses held-out
-episodes by 21%, and longer fits, a decayed learning rate or standardised states
-and targets move that by a point or two; with 760 episodes the same mixer misses
-them by 6–8%. The
+episodes by 21% (longer fits with a decayed learning rate, all the rows, or
+standardised states move that between −2 and +6 points); with 760 episodes the
+same mixer misses them by 6–8%. The
 teacher's mixer is at hand, so the fit adds rows it labels itself (`synthetic`):
 states mixed from two fit rows a, b,
 
