@@ -84,7 +84,8 @@ def test_every_pass_declares_documented_options():
     listed = describe_passes()
     assert [p["name"] for p in listed] == sorted(registered())
     by_name = {p["name"]: p for p in listed}
-    assert [o["name"] for o in by_name["approximate-mixer"]["options"]] == ["goal", "embed", "max_hyper", "steps", "lr", "holdout", "rows"]
+    assert [o["name"] for o in by_name["approximate-mixer"]["options"]] == ["goal", "embed", "max_hyper", "steps", "lr", "batch",
+                                                                          "synthetic", "holdout"]
     assert by_name["prune"]["options"] == [{"name": "split", "type": "bool", "default": True,
                                             "doc": by_name["prune"]["options"][0]["doc"]},
                                            {"name": "width", "type": "int", "default": 0,
