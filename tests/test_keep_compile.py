@@ -126,7 +126,7 @@ def test_an_unkeepable_fraction_is_one_line_naming_the_best_score(teacher, capsy
             "--keep-episodes", "4", "-q", *opts]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--keep 10: no student keeps" in err and "best: " in err
+    assert "\n" not in err and "--keep 10: no student keeps score − 0·SE ≥ 10" in err and "best: " in err
 
 
 def test_keep_needs_prune_then_distill_unless_it_is_the_default(teacher):

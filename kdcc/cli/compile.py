@@ -54,13 +54,16 @@ def add_parser(sub, common) -> None:
     p.add_argument("--keep", type=_keep_fraction, default=0.97, metavar="FRACTION|off",
                    help="the objective: the cheapest student (by the budget's metric, else the estimated latency of "
                    "one robot's step) whose normalised score on held-out MPE seeds keeps FRACTION of the teacher's "
-                   "(score - 1 SE >= FRACTION); searched over GRU and feed-forward widths, each a distilled student "
+                   "(score - Z x SE >= FRACTION, --keep-z); searched over GRU and feed-forward widths, each a distilled student "
                    "(trials in parallel processes, or on Ray with --ray). --budget-* stay hard limits. off: no "
                    "search, the widest student within the budget (default budget 30x)")
     p.add_argument("--ray", metavar="auto|ADDRESS",
                    help="run the --keep trials as Ray tasks: auto starts a local Ray instance, ADDRESS joins a "
                    "cluster (every node with kdcc installed); needs the extra kdcc[ray]")
-    p.add_argument("--keep-episodes", type=int, default=30, help="held-out MPE episodes per --keep candidate")
+    p.add_argument("--keep-episodes", type=int, default=100, help="held-out MPE episodes per --keep candidate")
+    p.add_argument("--keep-z", type=float, default=0.0, metavar="Z",
+                   help="a candidate keeps the score when score - Z x its paired standard error >= FRACTION: 0 takes "
+                   "the estimate (its SE reported), 1 asks that one SE below it still clear the bar (wider students)")
     p.add_argument("--certify-episodes", type=int, default=1, metavar="N",
                    help="with -o: certify the teacher's and the student's every agent step on N probe episodes "
                    "(CROWN, ε in the teacher's observation std; as kdcc certify) into report.md/html and each "
@@ -103,7 +106,7 @@ def run(args) -> int:
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep, ray=args.ray,
-                          keep_episodes=args.keep_episodes, certify_episodes=args.certify_episodes,
+                          keep_episodes=args.keep_episodes, keep_z=args.keep_z, certify_episodes=args.certify_episodes,
                           options=pass_options(args.opt), config=args.config,
                           tune=args.tune, remote=remote_from_args(args),
                           precision=args.precision, precision_episodes=args.precision_episodes)

@@ -47,7 +47,8 @@ class CompileOptions:
     ablate: bool = False  # re-run distill without each loss term and report the difference
     pareto: bool = False  # re-run prune+distill at scaled budgets and report the budget-vs-score front
     keep: float | None = DEFAULT_KEEP  # the cheapest student whose normalised score keeps this fraction (None: off)
-    keep_episodes: int = 30  # held-out MPE episodes per --keep candidate
+    keep_episodes: int = 100  # held-out MPE episodes per --keep candidate
+    keep_z: float = 0.0  # a candidate keeps the score when score − keep_z·SE ≥ keep
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     ray: str | None = None  # --ray: run the --keep trials as Ray tasks ("auto": a local instance; or an address)
     certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
@@ -169,7 +170,8 @@ def _run_with_keep(program, names, ctx, probe, instruments, opts):
         return sub, *run_pipeline(head, names[first:], sub, probe, shifted, ran=ran)
 
     (ctx, program, tail), search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers,
-                                               metric=keep_metric(opts.budget), ray=opts.ray, then=at_chosen)
+                                               metric=keep_metric(opts.budget), ray=opts.ray, z=opts.keep_z,
+                                               then=at_chosen)
     records += [replace(r, index=r.index + first) for r in tail[1:]]  # tail[0]: `head` again
     records[first + 1].decisions["keep"] = keep_decision(search)
     return program, records, ctx, search

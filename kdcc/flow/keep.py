@@ -9,7 +9,7 @@ teacher's width is a candidate). Each trial re-runs prune (`prune.width`,
 (`pareto.rerun`) and plays the held-out env seeds 1000.. (never used in
 training: collection uses 1..200, DAgger 50 000..), paired with the teacher's
 returns on the same seeds; the rule and the choice are `kdcc.marl.keep`
-(score − SE ≥ FRACTION, cheapest by the metric: a budget's first limit, else
+(score − z·SE ≥ FRACTION, z = 0 by default; cheapest by the metric: a budget's first limit, else
 the estimated latency of one robot's step on the device prune sizes on).
 
 The search is coarse to fine, one kind at a time: assuming the score grows
@@ -128,8 +128,8 @@ def _held_out(ctx, episodes: int) -> tuple[list[float], float]:
     return teacher.returns.tolist(), rand.mean
 
 
-def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 30, workers: int = 0,
-                metric: str | None = None, ray: str | None = None,
+def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 100, workers: int = 0,
+                metric: str | None = None, ray: str | None = None, z: float = 0.0,
                 then: Callable[[dict[str, Any], list], Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """(what `then(chosen, its trial's pass outputs)` returns, run while the extra distillation seeds train; the
     search's decision as
@@ -170,7 +170,7 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
 
     def evaluate(jobs: list[tuple[str, int]]) -> list[bool]:
         for (kind, i), p in zip(jobs, run([(kind, widths[kind][i], ctx.seed) for kind, i in jobs])):
-            p["keeps"] = keeps(p, fraction)
+            p["keeps"] = keeps(p, fraction, z)
             points[kind, widths[kind][i]] = p
             if not is_quiet():
                 stderr_console.print(f"[dim]keep: {p['label']}: score {p['score']:.3f} ± {p['se']:.3f}[/dim]")
@@ -180,7 +180,7 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
         gallop(costs, trials.workers, evaluate)
         evaluated = sorted(points.values(), key=lambda p: (p[key], p["kind"], p["width"]))
         mark_front(evaluated, key, "score")
-        best = choose(evaluated, fraction, metric=key)
+        best = choose(evaluated, fraction, metric=key, z=z)
         best["chosen"] = True
         extra = trials.submit([(best["kind"], best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])
         chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": best["score"],
@@ -193,11 +193,11 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
     mean = sum(scores) / len(scores)
     se = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
     return made, {
-        "fraction": fraction, "z": 1.0, "metric": key, "episodes": episodes,
+        "fraction": fraction, "z": z, "metric": key, "episodes": episodes,
         "seeds": [HELD_OUT, HELD_OUT + episodes - 1], "ladder": widths, "workers": trials.workers,
         "backend": trials.backend, "teacher_return": round(sum(teacher) / episodes, 3),
         "random_return": round(random_mean, 3), "points": evaluated, "chosen": chosen,
-        "rule": f"score − 1·SE ≥ {fraction:g} on the held-out seeds; the cheapest by {key}",
+        "rule": f"score − {z:g}·SE ≥ {fraction:g} on the held-out seeds; the cheapest by {key}",
         "distill_seeds": {"seeds": [ctx.seed + s for s in range(EXTRA_SEEDS + 1)], "scores": scores,
                           "mean": round(mean, 4), "se": round(se, 4)}}
 

@@ -3,7 +3,7 @@
 The table is a budget-vs-score table like `--pareto`'s, but its score is the
 paired normalised one the decision used (on the held-out seeds, with its
 standard error), so a reader can check the choice by eye: the chosen row is
-the cheapest whose score − SE clears the bar.
+the cheapest whose score − z·SE clears the bar.
 """
 
 from __future__ import annotations

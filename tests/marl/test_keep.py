@@ -26,12 +26,14 @@ def test_the_cheaper_of_two_points_that_keep_the_score_is_chosen():
     assert choose([dear, cheap], 0.9) is cheap
 
 
-def test_a_point_just_above_the_bar_by_its_estimate_but_not_by_one_se_is_not_kept():
+def test_with_z_1_a_point_above_the_bar_by_its_estimate_but_not_by_one_se_is_not_kept():
     noisy = _point(5_000, -2.0, noise=(6.0, -6.0, 5.0, -5.0, 4.0, -4.0))
-    assert noisy["score"] > 0.9 and not keeps(noisy, 0.9)
-    assert choose([noisy, _point(40_000, 0.0)], 0.9)["flops"] == 40_000
+    assert noisy["score"] > 0.9 and keeps(noisy, 0.9) and not keeps(noisy, 0.9, z=1.0)
+    assert choose([noisy, _point(40_000, 0.0)], 0.9)["flops"] == 5_000  # the default: the estimate
+    assert choose([noisy, _point(40_000, 0.0)], 0.9, z=1.0)["flops"] == 40_000
 
 
 def test_refuses_honestly_when_no_point_keeps_the_score():
-    with pytest.raises(KdccError, match=r"--keep 0.99: no student keeps .*best: 0\.778 .* at flops 20,000"):
+    with pytest.raises(KdccError, match=r"--keep 0.99: no student keeps score − 0·SE ≥ 0.99 .*best: 0\.778 .* at "
+                                        r"flops 20,000"):
         choose([_point(10_000, -6.0), _point(20_000, -5.0)], 0.99)
