@@ -87,7 +87,7 @@ def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle_mod, "STAGES", tuple(Stage(s.name, broken) if s.name == "sources" else s for s in STAGES))
     for out in (tmp_path / "new", old):
         with pytest.raises(KdccError, match="simulated"):
-            write_bundle(team, team.spec, load_profile("host"), out, force=True)
+            write_bundle(team, team.spec, load_profile("host"), out, force=True, direct=False)
     assert not (tmp_path / "new").exists()
     assert (old / "profile.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
@@ -96,7 +96,7 @@ def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
 def test_meta_cannot_overwrite_kdcc_fields(tmp_path):
     team = tiny_team()
     with pytest.raises(KdccError, match="meta keys"):
-        write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", meta={"team": 1})
+        write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", meta={"team": 1}, direct=False)
     assert not (tmp_path / "b").exists()
 
 
