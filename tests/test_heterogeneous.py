@@ -90,9 +90,11 @@ def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, c
 def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys):
     from kdcc.cli.app import main
 
-    teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
+    teacher, data = make_speaker_listener_teacher(tmp_path / "sl.pt"), tmp_path / "data.npz"
+    assert main(["collect", str(teacher), "-o", str(data), "--episodes", "4", "--seed", "1", "-q"]) == 0
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
-    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--pareto", "--json", "-q", *opts]
+    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--pareto", "--dataset", str(data),
+            "--json", "-q", *opts]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 1.0, 2.0]
