@@ -8,22 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from kdcc.flow.compile import compile_teacher
-from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
-from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    d = tmp_path_factory.mktemp("hetero")
-    teacher = make_speaker_listener_teacher(d / "sl.pt", seed=3, hidden=32)
-    out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, pareto=True, certify_episodes=0))
-    return teacher, out
+def compiled(host_compile):
+    """The session's speaker-listener compile (tests/conftest.py), with its --pareto front."""
+    return host_compile("speaker_listener")
 
 
 def test_the_bundle_holds_one_network_per_agent_and_runs_them(compiled):
