@@ -100,14 +100,16 @@ def test_meta_cannot_overwrite_kdcc_fields(tmp_path):
 @pytest.mark.slow
 @needs_aarch64_runtime
 def test_same_inputs_give_byte_identical_bundles(team_bundle, tmp_path):
-    """The orin bundle (cpu + gpu when nvcc exists) built again from the same inputs, into another directory:
-    the same bytes, but for the path the depfile names."""
+    """The orin bundle (cpu + gpu when nvcc exists) built again from the same inputs, over an older bundle in
+    another directory (--force): the same bytes, but for the path the depfile names."""
     import shutil
 
     profile = "orin" if shutil.which("nvcc") else "orin-cpu"
     first = team_bundle(profile)
     out = tmp_path / "bundle"
-    write_bundle(tiny_team(), first.team.spec, load_profile(profile), out, meta=TEAM_BUNDLE_META,
+    out.mkdir()
+    (out / "stale.txt").write_text("an older bundle's file")
+    write_bundle(tiny_team(), first.team.spec, load_profile(profile), out, force=True, meta=TEAM_BUNDLE_META,
                  extra_files=TEAM_BUNDLE_EXTRA, inputs=[first.teacher])
     a, b = _tree(first.out), _tree(out)
     assert a.keys() == b.keys()
