@@ -79,8 +79,9 @@ def example_teacher() -> Path:
 @pytest.fixture(scope="session")
 def host_compile(tmp_path_factory):
     """`host_compile("spread" | "speaker_listener")`: (teacher path, CompileOutput) of a tiny teacher compiled
-    into a host bundle once per test session and shared (read it, never write into it). The speaker-listener
-    compile also runs --pareto (tests/test_heterogeneous.py reads its front)."""
+    into a host bundle once per test session and shared (read it, never write into it). Both teachers are
+    32 wide, so the budget prunes them; the speaker-listener compile also runs --pareto (tests/test_heterogeneous.py
+    reads its front)."""
     compiled: dict[str, tuple] = {}
 
     def get(team: str) -> tuple:
@@ -90,8 +91,10 @@ def host_compile(tmp_path_factory):
             from kdcc.passes import Budget
 
             d = tmp_path_factory.mktemp(f"bundle-{team}")
-            make = {"spread": make_tiny_teacher, "speaker_listener": make_speaker_listener_teacher}[team]
-            teacher = make(d / "teacher.pt", seed=2)
+            if team == "spread":
+                teacher = make_tiny_teacher(d / "teacher.pt", seed=2, hidden=32, hypernet_embed=32)
+            else:
+                teacher = make_speaker_listener_teacher(d / "teacher.pt", seed=2, hidden=32)
             compiled[team] = teacher, compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
                 budget=Budget(ratio=2.0), collect_episodes=4, options=FAST, pareto=team == "speaker_listener"))
         return compiled[team]
