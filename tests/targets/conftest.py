@@ -1,5 +1,5 @@
-"""Fixtures of the target tests: `tracker`, a TVM RPC tracker with one server on 127.0.0.1 (`_rpc.py`), and
-`team_bundle`, the tiny team step's bundle per target profile, written once per session."""
+"""Fixtures of the target tests, each set up once per session: `tracker`, a TVM RPC tracker with one server on
+127.0.0.1 (`_rpc.py`), and `team_bundle`, the tiny team step's bundle per target profile."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.targets._rpc import tracker  # noqa: F401 - a fixture, module-scoped
+from tests.targets._rpc import tracker  # noqa: F401 - a fixture, session-scoped
 
 TEAM_BUNDLE_META = {"fidelity": {"agreement": 1.0}}
 TEAM_BUNDLE_EXTRA = {"report.md": b"# report\n"}
