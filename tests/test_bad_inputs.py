@@ -7,7 +7,8 @@ bundle included) and nothing executed (pickle payloads would create a marker).
 
 Each case runs the real CLI in its own process. Importing torch costs a
 process about two seconds, so the independent cases are started together on
-a small pool when the first of them is asked for; each test then checks its
+a small pool when the first of them is asked for, each forked from a server
+that has imported it already (tests/_forked_cli.py); each test then checks its
 own result. Compiles use a tiny teacher, a four-episode dataset and a few
 training steps, so a compile that gets to run takes seconds.
 """
@@ -34,6 +35,7 @@ import pytest
 import torch
 
 from kdcc.core.fileio import atomic_write_bytes, atomic_write_tree, npz_bytes
+from tests._forked_cli import ForkedCli
 from tests.conftest import make_tiny_teacher
 
 SMALL = "--opt distill.steps=20 --opt distill.dagger_every=0 --opt approximate-mixer.steps=20 --budget-flops 2x"
@@ -364,12 +366,13 @@ def inputs_before(inputs) -> dict[str, bytes | None]:
 
 @pytest.fixture(scope="module")
 def results(inputs, inputs_before, tmp_path_factory, request):
-    """Start every selected case at once (two at a time); a test waits only for its own."""
+    """Start every selected case at once (two at a time, each forked from a server that has imported the CLI);
+    a test waits only for its own."""
     selected = [item.callspec.params["case_id"] for item in request.session.items
                 if "case_id" in getattr(getattr(item, "callspec", None), "params", {})]
     root = tmp_path_factory.mktemp("cases")
     started = {}
-    pool = ThreadPoolExecutor(max_workers=2)
+    pool, cli = ThreadPoolExecutor(max_workers=2), ForkedCli(2, ENV)
     for case_id in selected:
         case = CASES[case_id]
         cwd = root / case_id
@@ -377,9 +380,10 @@ def results(inputs, inputs_before, tmp_path_factory, request):
         for rel, data in case.seed:
             (cwd / rel).parent.mkdir(parents=True, exist_ok=True)
             (cwd / rel).write_bytes(data)
-        started[case_id] = (cwd, _snapshot(cwd), pool.submit(_run, _argv(case, inputs), cwd))
+        started[case_id] = (cwd, _snapshot(cwd), pool.submit(cli.run, _argv(case, inputs)[1:], cwd))
     yield started
     pool.shutdown(cancel_futures=True)
+    cli.close()
 
 
 def assert_refused(r: subprocess.CompletedProcess, command: str, names: str, problem: str, rc: int = 2) -> str:
