@@ -77,23 +77,32 @@ def example_teacher() -> Path:
 
 
 @pytest.fixture(scope="session")
-def host_bundle(tmp_path_factory):
-    """`host_bundle("spread" | "speaker_listener")`: a tiny teacher's host bundle, compiled once per test
-    session and shared (read it, never write into it)."""
-    bundles: dict[str, Path] = {}
+def host_compile(tmp_path_factory):
+    """`host_compile("spread" | "speaker_listener")`: (teacher path, CompileOutput) of a tiny teacher compiled
+    into a host bundle once per test session and shared (read it, never write into it). Both teachers are
+    32 wide, so the budget prunes them; the speaker-listener compile also runs --pareto (tests/test_heterogeneous.py
+    reads its front)."""
+    compiled: dict[str, tuple] = {}
 
-    def get(team: str) -> Path:
-        if team not in bundles:
+    def get(team: str) -> tuple:
+        if team not in compiled:
             from kdcc.flow.compile import compile_teacher
             from kdcc.flow.driver import CompileOptions
             from kdcc.passes import Budget
 
             d = tmp_path_factory.mktemp(f"bundle-{team}")
-            make = {"spread": make_tiny_teacher, "speaker_listener": make_speaker_listener_teacher}[team]
-            teacher = make(d / "teacher.pt", seed=2)
-            compile_teacher(str(teacher), "host", d / "bundle",
-                            CompileOptions(budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST))
-            bundles[team] = d / "bundle"
-        return bundles[team]
+            if team == "spread":
+                teacher = make_tiny_teacher(d / "teacher.pt", seed=2, hidden=32, hypernet_embed=32)
+            else:
+                teacher = make_speaker_listener_teacher(d / "teacher.pt", seed=2, hidden=32)
+            compiled[team] = teacher, compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
+                budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, pareto=team == "speaker_listener"))
+        return compiled[team]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def host_bundle(host_compile):
+    """`host_bundle("spread" | "speaker_listener")`: the directory of that team's session bundle (`host_compile`)."""
+    return lambda team: host_compile(team)[1].out_dir

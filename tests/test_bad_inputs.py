@@ -7,7 +7,8 @@ bundle included) and nothing executed (pickle payloads would create a marker).
 
 Each case runs the real CLI in its own process. Importing torch costs a
 process about two seconds, so the independent cases are started together on
-a small pool when the first of them is asked for; each test then checks its
+a small pool when the first of them is asked for, each forked from a server
+that has imported it already (tests/_forked_cli.py); each test then checks its
 own result. Compiles use a tiny teacher, a four-episode dataset and a few
 training steps, so a compile that gets to run takes seconds.
 """
@@ -34,9 +35,11 @@ import pytest
 import torch
 
 from kdcc.core.fileio import atomic_write_bytes, atomic_write_tree, npz_bytes
+from tests._forked_cli import ForkedCli
 from tests.conftest import make_tiny_teacher
 
-SMALL = "--opt distill.steps=20 --opt distill.dagger_every=0 --opt approximate-mixer.steps=20 --budget-flops 2x"
+SMALL = ("--opt distill.steps=20 --opt distill.dagger_every=0 --opt approximate-mixer.steps=20 --budget-flops 2x "
+         "--keep off")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}
 CLI = ("-m", "kdcc.cli.app")
 OLD_BUNDLE = {"report.md": b"old report\n", "lib/libstudent.so": b"\x7fELF old library",
@@ -364,12 +367,13 @@ def inputs_before(inputs) -> dict[str, bytes | None]:
 
 @pytest.fixture(scope="module")
 def results(inputs, inputs_before, tmp_path_factory, request):
-    """Start every selected case at once (two at a time); a test waits only for its own."""
+    """Start every selected case at once (two at a time, each forked from a server that has imported the CLI);
+    a test waits only for its own."""
     selected = [item.callspec.params["case_id"] for item in request.session.items
                 if "case_id" in getattr(getattr(item, "callspec", None), "params", {})]
     root = tmp_path_factory.mktemp("cases")
     started = {}
-    pool = ThreadPoolExecutor(max_workers=2)
+    pool, cli = ThreadPoolExecutor(max_workers=2), ForkedCli(2, ENV)
     for case_id in selected:
         case = CASES[case_id]
         cwd = root / case_id
@@ -377,9 +381,10 @@ def results(inputs, inputs_before, tmp_path_factory, request):
         for rel, data in case.seed:
             (cwd / rel).parent.mkdir(parents=True, exist_ok=True)
             (cwd / rel).write_bytes(data)
-        started[case_id] = (cwd, _snapshot(cwd), pool.submit(_run, _argv(case, inputs), cwd))
+        started[case_id] = (cwd, _snapshot(cwd), pool.submit(cli.run, _argv(case, inputs)[1:], cwd))
     yield started
     pool.shutdown(cancel_futures=True)
+    cli.close()
 
 
 def assert_refused(r: subprocess.CompletedProcess, command: str, names: str, problem: str, rc: int = 2) -> str:
@@ -428,7 +433,7 @@ def _interrupt_compile(cwd: Path, inputs: Path, extra: str = "", after: str = "]
     running (a C++ compiler of an interrupted build) must not hold the test up."""
     argv = [sys.executable, *CLI, *shlex.split(
         f"compile {inputs}/teacher.pt --target host -o OUT --record REC --dataset {inputs}/data.npz "
-        f"--budget-flops 2x --opt distill.steps={steps} --opt approximate-mixer.steps=20 {extra}")]
+        f"--budget-flops 2x --keep off --opt distill.steps={steps} --opt approximate-mixer.steps=20 {extra}")]
     with tempfile.TemporaryDirectory() as logs:
         out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
         with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -575,7 +580,8 @@ def test_compile_twice_gives_identical_report_and_record(tmp_path, inputs):
 
 @pytest.mark.slow
 def test_compile_twice_gives_an_identical_bundle(tmp_path, inputs):
-    """The whole bundle, TVM libraries included, for the host target (budget 1x: the student stays recurrent)."""
+    """The whole bundle, TVM libraries included, for the host target (budget 1x: the student stays recurrent);
+    the two compiles run side by side, one on one thread, the other on two."""
     def compile_in(n):
         d = tmp_path / f"run{n}"
         d.mkdir()
@@ -583,9 +589,9 @@ def test_compile_twice_gives_an_identical_bundle(tmp_path, inputs):
         argv = [sys.executable, *CLI, *shlex.split(line.replace("--budget-flops 2x", "--budget-flops 1x"))]
         return _run(argv, d, _threads(n))
 
-    runs = [compile_in(n) for n in (1, 2)]
-    for r in runs:
-        assert r.returncode == 0, r.stderr
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for r in pool.map(compile_in, (1, 2)):
+            assert r.returncode == 0, r.stderr
     a, b = _snapshot(tmp_path / "run1"), _snapshot(tmp_path / "run2")
     assert sorted(a) == sorted(b)
     assert [k for k in a if a[k] != b[k]] == []

@@ -6,22 +6,15 @@ import shutil
 import pytest
 
 from kdcc.api import evaluate
-from kdcc.flow.compile import compile_teacher
-from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
-from kdcc.passes import Budget
 from kdcc.targets.bundle.integrity import MANIFEST, manifest_bytes
-from tests.conftest import FAST, make_tiny_teacher
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ce")
-    teacher = make_tiny_teacher(d / "t.pt", seed=5, hidden=32, hypernet_embed=32)
-    out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0))
-    return teacher, out
+def compiled(host_compile):
+    """The session's spread compile (tests/conftest.py): a 32-wide teacher and what compile_teacher returned."""
+    return host_compile("spread")
 
 
 def test_eval_of_the_bundle_equals_the_compiled_student(compiled):
@@ -58,4 +51,4 @@ def test_the_teacher_has_one_digest_everywhere_and_it_is_sha256sum(compiled):
     manifest = json.loads((out.out_dir / "record" / "manifest.json").read_text())
     assert doc["inputs"]["teacher"]["sha256"] == expected
     assert manifest["inputs"]["teacher"]["sha256"] == expected
-    assert [v for k, v in doc["hashes"]["inputs"].items() if k.endswith("t.pt")] == [expected]
+    assert [v for k, v in doc["hashes"]["inputs"].items() if k.endswith(teacher.name)] == [expected]

@@ -8,22 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from kdcc.flow.compile import compile_teacher
-from kdcc.flow.driver import CompileOptions
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
-from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    d = tmp_path_factory.mktemp("hetero")
-    teacher = make_speaker_listener_teacher(d / "sl.pt", seed=3, hidden=32)
-    out = compile_teacher(str(teacher), "host", d / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, pareto=True, certify_episodes=0))
-    return teacher, out
+def compiled(host_compile):
+    """The session's speaker-listener compile (tests/conftest.py), with its --pareto front."""
+    return host_compile("speaker_listener")
 
 
 def test_the_bundle_holds_one_network_per_agent_and_runs_them(compiled):
@@ -90,9 +84,12 @@ def test_pareto_without_prune_and_distill_is_refused_before_any_work(tmp_path, c
 def test_pareto_without_an_output_directory_is_printed_as_json(tmp_path, capsys):
     from kdcc.cli.app import main
 
-    teacher = make_speaker_listener_teacher(tmp_path / "sl.pt")
+    teacher, data = make_speaker_listener_teacher(tmp_path / "sl.pt"), tmp_path / "data.npz"
+    assert main(["collect", str(teacher), "-o", str(data), "--episodes", "4", "--seed", "1", "-q"]) == 0
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
-    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--keep", "off", "--pareto", "--json", "-q", *opts]
+    argv = ["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--keep", "off", "--pareto",
+            "--dataset", str(data),
+            "--json", "-q", *opts]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [p["factor"] for p in doc["pareto"]["points"]] == [0.25, 0.5, 1.0, 1.0, 2.0]

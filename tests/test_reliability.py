@@ -84,16 +84,20 @@ def test_compile_and_eval_need_no_network(tmp_path):
     assert (out / "report.md").is_file()
 
 
-def test_a_full_disk_fails_in_one_line_and_leaves_nothing(tmp_path):
+def test_a_full_disk_fails_in_one_line_and_leaves_nothing(tmp_path, tmp_path_factory):
+    from kdcc.cli.app import main
+
     teacher = make_tiny_teacher(tmp_path / "t.pt")
     out = tmp_path / "out"
+    data = tmp_path_factory.mktemp("data") / "data.npz"  # 4 episodes, not the 200 a compile collects by default
+    assert main(["collect", str(teacher), "-o", str(data), "--episodes", "4", "--seed", "1", "-q"]) == 0
 
     def small_files():  # writes past 64 KiB fail with EFBIG, as on a full disk (SIGXFSZ ignored)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    run = subprocess.run(_compile_cmd(teacher, out), env=_env(), capture_output=True, text=True, timeout=600,
-                         preexec_fn=small_files)
+    run = subprocess.run(_compile_cmd(teacher, out, "--dataset", str(data)), env=_env(), capture_output=True,
+                         text=True, timeout=600, preexec_fn=small_files)
     assert run.returncode == 2, run.stderr
     line = run.stderr.strip()
     assert "\n" not in line and "File too large" in line

@@ -78,6 +78,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--precision-episodes", type=int, default=30,
                    help="held-out MPE episodes each precision is scored on (with --precision other than fp32)")
     p.add_argument("--no-build", action="store_true", help="run the passes and write report/record only")
+    p.add_argument("--no-direct", action="store_true",
+                   help="skip the VM-free libraries (lib/<device>/<name>.direct.so; profile.json says so): the bundle "
+                   "runs its Relax VM libraries alone, through the TVM runtime it ships")
     p.add_argument("--sign-key", metavar="KEY.pem", help="sign the bundle with this EC private key (PEM; P-256, "
                    "P-384 or P-521) as kdcc.sig, before it is published; checked before any work (see kdcc sign)")
     p.add_argument("--tune", type=int, default=0, metavar="N",
@@ -109,7 +112,8 @@ def run(args) -> int:
                           keep_episodes=args.keep_episodes, keep_z=args.keep_z, certify_episodes=args.certify_episodes,
                           options=pass_options(args.opt), config=args.config,
                           tune=args.tune, remote=remote_from_args(args),
-                          precision=args.precision, precision_episodes=args.precision_episodes)
+                          precision=args.precision, precision_episodes=args.precision_episodes,
+                          direct=not args.no_direct)
     out = compile_teacher(args.teacher, args.target, args.out, opts, force=args.force, record=args.record,
                           build=not args.no_build, sign_key=args.sign_key)
     if args.json:

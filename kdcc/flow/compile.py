@@ -124,7 +124,7 @@ def _tune(result: CompileResult, opts: CompileOptions, sections: list):
 
 def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes], force: bool,
                   sign_key: Path | None, tuning=None, precision: dict[str, Any] | None = None,
-                  calibration: dict[str, list] | None = None):
+                  calibration: dict[str, list] | None = None, direct: bool = True):
     """The team step, each role's agent step (what one robot runs) and the team monitor, built and written."""
     from kdcc.ir.agent_step import MonitorStep
     from kdcc.ir.program import trace
@@ -140,7 +140,8 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
                         robot_costs=result.robot_costs, certified=result.certified, sign_key=sign_key,
                         tuned=(tuning.device, Path(tuning.database)) if tuning is not None else None,
-                        precision=precision["chosen"] if precision else "fp32", calibration=calibration)
+                        precision=precision["chosen"] if precision else "fp32", calibration=calibration,
+                        direct=direct)
 
 
 def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts: CompileOptions, *,
@@ -204,7 +205,8 @@ def _compile_locked(teacher_path, target, out_dir, record, opts, force, build, s
         if out_dir is not None:
             files = _report_files(result, sections, figures, study_files, rec_files)
             if build:
-                bundle = _write_bundle(result, out_dir, files, force, sign_key, tuning, precision, calibration)
+                bundle = _write_bundle(result, out_dir, files, force, sign_key, tuning, precision, calibration,
+                                       opts.direct)
             else:
                 atomic_write_tree(out_dir, files)
     if record is not None:

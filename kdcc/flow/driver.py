@@ -52,6 +52,7 @@ class CompileOptions:
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     ray: str | None = None  # --ray: run the --keep trials as Ray tasks ("auto": a local instance; or an address)
     certify_episodes: int = 1  # probe episodes the certify stage runs per policy (0: no certify stage)
+    direct: bool = True  # --no-direct: False builds no VM-free libraries (lib/<device>/<name>.direct.so)
     precision: str = "fp32"  # --precision: fp32 | fp16 | int8 | auto (kdcc.flow.precision)
     precision_episodes: int = 30  # held-out MPE episodes per precision measured
     options: dict[str, Any] = field(default_factory=dict)

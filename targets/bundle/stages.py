@@ -61,6 +61,7 @@ class Build:
     tuned: tuple[str, Path] | None = None  # (device, MetaSchedule database): --tune's records for its team step
     precision: str = "fp32"  # arithmetic inside every step: fp32 | fp16 | int8 (targets/tvm/precision.py)
     calibration: dict[str, list] = field(default_factory=dict)  # "policy" | role | "monitor" -> numpy input tuples
+    vm_free: bool = True  # build each CPU step's VM-free library too (direct_stages.py); False: the VM libraries alone
 
 
 class Stage(NamedTuple):

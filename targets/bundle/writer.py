@@ -93,7 +93,8 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
                  agents: dict[str, nn.Module] | None = None, monitor: nn.Module | None = None,
                  robot_costs: dict[str, Any] | None = None, certified: dict[str, Any] | None = None,
                  sign_key: str | Path | None = None, tuned: tuple[str, Path] | None = None,
-                 precision: str = "fp32", calibration: dict[str, list] | None = None) -> BundleResult:
+                 precision: str = "fp32", calibration: dict[str, list] | None = None,
+                 direct: bool = True) -> BundleResult:
     """Compile `module` (a team step) for every device of `profile` into the bundle `out_dir`.
 
     `agents` (role name -> that role's agent step) and `monitor` (the mixer approximation alone)
@@ -108,6 +109,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
     tuning records (`kdcc.targets.tvm.tune`).
     `precision` (fp32 | fp16 | int8): the arithmetic inside every step; `calibration` ("policy", each role,
     "monitor" -> numpy input tuples the step sees on the dataset) calibrates int8 and checks fp16/int8.
+    `direct=False`: no VM-free libraries (`lib/<device>/<name>.direct.so`); profile.json says they were not built.
     """
     out_dir = Path(out_dir)
     _check_output(out_dir, force)
@@ -128,7 +130,7 @@ def write_bundle(module: nn.Module, spec: MarlSpec, profile: TargetProfile, out_
         build = Build(module, spec, profile, out_dir, [Path(p) for p in inputs], dict(meta or {}), runtime, work,
                       agents=dict(agents or {}), monitor=monitor, robot_costs=dict(robot_costs or {}),
                       certified=certified, extra_files=extra_files, sign_key=sign_key, tuned=tuned,
-                      precision=precision, calibration=dict(calibration or {}))
+                      precision=precision, calibration=dict(calibration or {}), vm_free=direct)
         for stage in STAGES:
             stage.run(build)
             check_interrupted()  # a Ctrl-C that TVM swallowed stops the build at the next stage

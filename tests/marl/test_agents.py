@@ -18,14 +18,25 @@ from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teache
 EPISODES = 20
 
 
-def _student(tmp_path, hetero: bool, skip=()):
-    if hetero:
-        teacher = make_speaker_listener_teacher(tmp_path / "t.pt", seed=2, hidden=32)
-    else:
-        teacher = make_tiny_teacher(tmp_path / "t.pt", seed=2, hidden=32, hypernet_embed=32)
-    out = compile_teacher(str(teacher), "host", None, CompileOptions(budget=Budget(ratio=2.0), keep=None, collect_episodes=4,
-                                                                 options=FAST, skip=skip))
-    return out.result.program
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """`student(hetero, skip=())`: the compiled program of the spread (or speaker-listener) teacher, compiled
+    once per module for each (hetero, skip) and shared (read it, never change it)."""
+    programs = {}
+
+    def get(hetero: bool, skip: tuple[str, ...] = ()):
+        if (hetero, skip) not in programs:
+            d = tmp_path_factory.mktemp("student")
+            if hetero:
+                teacher = make_speaker_listener_teacher(d / "t.pt", seed=2, hidden=32)
+            else:
+                teacher = make_tiny_teacher(d / "t.pt", seed=2, hidden=32, hypernet_embed=32)
+            out = compile_teacher(str(teacher), "host", None, CompileOptions(
+                budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, skip=skip))
+            programs[hetero, skip] = out.result.program
+        return programs[hetero, skip]
+
+    return get
 
 
 def _actions(policy, env):
@@ -36,8 +47,8 @@ def _actions(policy, env):
 
 @pytest.mark.parametrize("hetero,skip", [(False, ()), (True, ()), (True, ("batch-agents",))],
                          ids=["spread-shared", "speaker-listener-batched", "speaker-listener-separate"])
-def test_agents_acting_alone_equal_the_team_step(tmp_path, hetero, skip):
-    program = _student(tmp_path, hetero, skip)
+def test_agents_acting_alone_equal_the_team_step(student, hetero, skip):
+    program = student(hetero, skip)
     env = make_env(program.spec.env)
     team_actions, team_returns = _actions(TorchPolicy(program.spec, program.team_module()), env)
     alone_actions, alone_returns = _actions(DecentralisedPolicy.from_program(program), env)
@@ -46,10 +57,10 @@ def test_agents_acting_alone_equal_the_team_step(tmp_path, hetero, skip):
     np.testing.assert_array_equal(alone_returns, team_returns)
 
 
-def test_roles_follow_the_networks(tmp_path):
-    shared = _student(tmp_path, hetero=False)
+def test_roles_follow_the_networks(student):
+    shared = student(hetero=False)
     assert [(r.name, r.agents, r.shared) for r in team_roles(shared.spec)] == [("agent", (0, 1, 2), True)]
-    own = _student(tmp_path, hetero=True)
+    own = student(hetero=True)
     roles = team_roles(own.spec)
     assert [(r.name, r.obs_dim, r.n_actions) for r in roles] == [("agent0", 3, 3), ("agent1", 11, 5)]
     steps = agent_steps(own)
@@ -58,8 +69,8 @@ def test_roles_follow_the_networks(tmp_path):
     assert [n.name for n in phs] == ["obs", "last_action", "hidden"]
 
 
-def test_an_agent_step_is_the_team_steps_row(tmp_path):
-    program = _student(tmp_path, hetero=False)
+def test_an_agent_step_is_the_team_steps_row(student):
+    program = student(hetero=False)
     spec = program.spec
     g = torch.Generator().manual_seed(3)
     obs = torch.randn(spec.n_agents, spec.obs_dim, generator=g)

@@ -28,14 +28,16 @@ from tests.conftest import FAST, assert_eps_distribution, make_tiny_teacher
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    """A tiny teacher through the default pipeline (short training), without a TVM build: --json, report.md/html."""
+    """A tiny teacher through the default pipeline (short training on a 4-episode dataset), without a TVM build:
+    --json, report.md/html."""
     tmp = tmp_path_factory.mktemp("compile")
-    teacher, out = make_tiny_teacher(tmp / "tiny.pt"), tmp / "out"
+    teacher, out, data = make_tiny_teacher(tmp / "tiny.pt"), tmp / "out", tmp / "data.npz"
     opts = [a for k, v in FAST.items() for a in ("--opt", f"{k}={v}")]
+    assert main(["collect", str(teacher), "-o", str(data), "--episodes", "4", "--seed", "1", "-q"]) == 0
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         assert main(["compile", str(teacher), "--target", "host", "--budget-flops", "2x", "--keep", "off", "--no-build",
-                     "-o", str(out), "--json", "-q", *opts]) == 0
+                     "--dataset", str(data), "-o", str(out), "--json", "-q", *opts]) == 0
     return {"json": json.loads(stdout.getvalue()), "md": (out / "report.md").read_text(),
             "html": (out / "report.html").read_text()}
 

@@ -46,9 +46,10 @@ def _wait_key(port: int, timeout: float) -> None:
     pytest.fail(f"no server registered key {KEY} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tracker():
-    """A TVM RPC tracker and one server registered under KEY, both on 127.0.0.1, killed afterwards."""
+    """A TVM RPC tracker and one server registered under KEY, both on 127.0.0.1, killed at the end of the
+    session (started once: bringing them up takes seconds)."""
     tport, sport = _free_port(), _free_port()
     procs = []
     try:

@@ -9,11 +9,13 @@ import pytest
 
 from kdcc.core.errors import KdccError
 from kdcc.targets.bundle import writer as bundle_mod
+from kdcc.targets.bundle.integrity import MANIFEST, manifest_bytes
 from kdcc.targets.bundle.stages import STAGES, Stage
 from kdcc.targets.bundle.writer import write_bundle
 from kdcc.targets.profile import load_profile
 from tests.targets._runtime import needs_aarch64_runtime
 from tests.targets._team import tiny_team
+from tests.targets.conftest import TEAM_BUNDLE_EXTRA, TEAM_BUNDLE_META
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -21,15 +23,10 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def host_bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("b")
-    teacher = root / "teacher.pt"
-    teacher.write_bytes(b"teacher bytes")
-    team = tiny_team()
-    out = root / "bundle"
-    result = write_bundle(team, team.spec, load_profile("host"), out, meta={"fidelity": {"agreement": 1.0}},
-                          extra_files={"report.md": b"# report\n"}, inputs=[teacher])
-    return team, out, result, teacher
+def host_bundle(team_bundle):
+    """The session's tiny team bundle for the host (tests/targets/conftest.py): (team, out, result, teacher)."""
+    b = team_bundle("host")
+    return b.team, b.out, b.result, b.teacher
 
 
 def test_layout(host_bundle):
@@ -87,7 +84,7 @@ def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle_mod, "STAGES", tuple(Stage(s.name, broken) if s.name == "sources" else s for s in STAGES))
     for out in (tmp_path / "new", old):
         with pytest.raises(KdccError, match="simulated"):
-            write_bundle(team, team.spec, load_profile("host"), out, force=True)
+            write_bundle(team, team.spec, load_profile("host"), out, force=True, direct=False)
     assert not (tmp_path / "new").exists()
     assert (old / "profile.json").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
@@ -96,26 +93,30 @@ def test_failure_leaves_nothing_and_keeps_the_old_bundle(tmp_path, monkeypatch):
 def test_meta_cannot_overwrite_kdcc_fields(tmp_path):
     team = tiny_team()
     with pytest.raises(KdccError, match="meta keys"):
-        write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", meta={"team": 1})
+        write_bundle(team, team.spec, load_profile("host"), tmp_path / "b", meta={"team": 1}, direct=False)
     assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow
 @needs_aarch64_runtime
-def test_same_inputs_give_byte_identical_bundles(tmp_path):
-    """Build the orin bundle (cpu + gpu when nvcc exists) twice into the same path."""
+def test_same_inputs_give_byte_identical_bundles(team_bundle, tmp_path):
+    """The orin bundle (cpu + gpu when nvcc exists) built again from the same inputs, over an older bundle in
+    another directory (--force): the same bytes, but for the path the depfile names."""
     import shutil
 
-    profile = load_profile("orin" if shutil.which("nvcc") else "orin-cpu")
+    profile = "orin" if shutil.which("nvcc") else "orin-cpu"
+    first = team_bundle(profile)
     out = tmp_path / "bundle"
-    team = tiny_team()
-    write_bundle(team, team.spec, profile, out)
-    first = _tree(out)
-    write_bundle(tiny_team(), team.spec, profile, out, force=True)
-    second = _tree(out)
-    assert first.keys() == second.keys()
-    assert [k for k in first if first[k] != second[k]] == []
-    assert "lib/cpu/policy.so" in first and "student.onnx" in first
+    out.mkdir()
+    (out / "stale.txt").write_text("an older bundle's file")
+    write_bundle(tiny_team(), first.team.spec, load_profile(profile), out, force=True, meta=TEAM_BUNDLE_META,
+                 extra_files=TEAM_BUNDLE_EXTRA, inputs=[first.teacher])
+    a, b = _tree(first.out), _tree(out)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == [MANIFEST, "policy.d"]
+    assert a["policy.d"].replace(bytes(first.out), bytes(out)) == b["policy.d"]
+    assert manifest_bytes({**a, "policy.d": b["policy.d"]}) == b[MANIFEST]  # the depfile is all that differs
+    assert "lib/cpu/policy.so" in a and "lib/cpu/policy.direct.so" in a and "student.onnx" in a
 
 
 def test_open_bundle_steps_like_the_library(host_bundle, tmp_path):

@@ -67,17 +67,28 @@ def episodes():
 
 
 @pytest.mark.slow
-def test_host_firmware_matches_python(tmp_path, episodes):
-    team = tiny_team()
-    bundle = tmp_path / "bundle"
-    write_bundle(team, team.spec, load_profile("host"), bundle)
-    _cmake(tmp_path / "fw", f"-Dkdcc_policy_DIR={bundle}")
+def test_host_firmware_matches_python(tmp_path, episodes, team_bundle):
+    host = team_bundle("host")  # tiny_team()'s, shared by the session (tests/targets/conftest.py)
+    _cmake(tmp_path / "fw", f"-Dkdcc_policy_DIR={host.out}")
     _observations(tmp_path / "obs.txt", episodes)
     run = subprocess.run([str(tmp_path / "fw" / "policy_runner"), str(tmp_path / "obs.txt")],
                          capture_output=True, text=True, check=True)
-    got, want = _parse(run.stdout), _python_run(bundle / "lib" / "cpu" / "policy.so", team.spec, episodes)
+    got, want = _parse(run.stdout), _python_run(host.out / "lib" / "cpu" / "policy.so", host.team.spec, episodes)
     assert [a for a, _ in got] == [a for a, _ in want]
     assert np.allclose([q for _, q in got], [q for _, q in want], rtol=0, atol=1e-6)
+
+
+def _orin_and_host_builds(team_name: str, team_bundle, tmp: Path):
+    """(team, its orin-cpu bundle, its host library): the session's for tiny_team, else built here."""
+    if team_name == "shared":
+        return team_bundle("orin-cpu").team, team_bundle("orin-cpu").out, team_bundle("host").out / "lib/cpu/policy.so"
+    from kdcc.targets.tvm.build import build_library
+    from kdcc.targets.tvm.lowering import to_relax
+
+    team, profile = tiny_split_team(), load_profile("host")
+    write_bundle(team, team.spec, load_profile("orin-cpu"), tmp / "bundle")
+    host = build_library(to_relax(team, team.spec), profile.device("cpu"), profile, tmp / "host.so", tmp / ".work")
+    return team, tmp / "bundle", host.path
 
 
 @pytest.mark.slow
@@ -85,12 +96,10 @@ def test_host_firmware_matches_python(tmp_path, episodes):
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None or shutil.which("qemu-aarch64") is None
                     or not Path("/usr/aarch64-linux-gnu/lib").is_dir(),
                     reason="needs g++-aarch64-linux-gnu and qemu-user")
-@pytest.mark.parametrize("make_team", [tiny_team, tiny_split_team], ids=["shared", "one-network-per-agent"])
-def test_orin_cpu_firmware_runs_under_qemu(tmp_path, make_team):
-    team = make_team()
+@pytest.mark.parametrize("team_name", ["shared", "one-network-per-agent"])
+def test_orin_cpu_firmware_runs_under_qemu(tmp_path, team_name, team_bundle):
+    team, bundle, host = _orin_and_host_builds(team_name, team_bundle, tmp_path)
     episodes = [probe_episode(team.spec, 5, seed=100), probe_episode(team.spec, 3, seed=200)]
-    bundle = tmp_path / "bundle"
-    write_bundle(team, team.spec, load_profile("orin-cpu"), bundle)
     assert (bundle / "runtime" / "aarch64" / "libtvm_runtime.so").is_file()
     _cmake(tmp_path / "fw", f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'aarch64-linux-gnu.cmake'}", f"-DKDCC_BUNDLE={bundle}")
     binary = tmp_path / "fw" / "policy_runner"
@@ -99,12 +108,6 @@ def test_orin_cpu_firmware_runs_under_qemu(tmp_path, make_team):
     run = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(binary), str(tmp_path / "obs.txt")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    host = tmp_path / "host.so"
-    from kdcc.targets.tvm.build import build_library
-    from kdcc.targets.tvm.lowering import to_relax
-
-    profile = load_profile("host")
-    build_library(to_relax(team, team.spec), profile.device("cpu"), profile, host, tmp_path / ".work")
     got, want = _parse(run.stdout), _python_run(host, team.spec, episodes)
     assert [a for a, _ in got] == [a for a, _ in want]
     assert np.allclose([q for _, q in got], [q for _, q in want], rtol=0, atol=1e-5)

@@ -117,12 +117,25 @@ def _python_robot(library: Path, spec, agent: int, episodes) -> tuple[list[int],
     return actions, np.array(qs)
 
 
+@pytest.fixture(scope="module")
+def host_bundles(tmp_path_factory):
+    """`host_bundles(name)`: (team, its host bundle) of TEAMS[name], written once per module."""
+    written: dict[str, tuple] = {}
+
+    def get(name: str) -> tuple:
+        if name not in written:
+            team = TEAMS[name]()
+            written[name] = team, _write_team_bundle(team, "host", tmp_path_factory.mktemp(name) / "bundle")
+        return written[name]
+
+    return get
+
+
 @pytest.fixture(scope="module", params=sorted(TEAMS))
-def robots(request, tmp_path_factory):
+def robots(request, tmp_path_factory, host_bundles):
     """A host bundle of one team, and robot_runner built for each of its roles (plus monitor_runner)."""
     tmp = tmp_path_factory.mktemp(request.param)
-    team = TEAMS[request.param]()
-    bundle = _write_team_bundle(team, "host", tmp / "bundle")
+    team, bundle = host_bundles(request.param)
     roles = [r.name for r in team_roles(team.spec)]
     runners = _build_robots(tmp / "fw", roles, f"-Dkdcc_policy_DIR={bundle}")
     _run(["cmake", "--build", tmp / "fw", "--target", "monitor_runner"])
@@ -207,22 +220,17 @@ def test_bench_reports_latency_and_memory(robots):
 @pytest.mark.skipif(shutil.which("aarch64-linux-gnu-g++") is None or shutil.which("qemu-aarch64") is None
                     or not Path("/usr/aarch64-linux-gnu/lib").is_dir(),
                     reason="needs g++-aarch64-linux-gnu and qemu-user")
-def test_orin_cpu_robots_act_as_the_host_build_under_qemu(tmp_path):
-    from kdcc.targets.bundle.role_stages import role_signature
-    from kdcc.targets.tvm.build import build_library
-    from kdcc.targets.tvm.lowering import to_relax
-
-    team = tiny_split_team()
+def test_orin_cpu_robots_act_as_the_host_build_under_qemu(tmp_path, host_bundles):
+    """Against the role libraries of the same team's host bundle (the speaker-listener robots' own)."""
+    team, (_, host) = tiny_split_team(), host_bundles("speaker-listener")
     spec = team.spec
     bundle = _write_team_bundle(team, "orin-cpu", tmp_path / "bundle")
     roles = team_roles(spec)
     runners = _build_robots(tmp_path / "fw", [r.name for r in roles],
                             f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE / 'aarch64-linux-gnu.cmake'}", f"-DKDCC_BUNDLE={bundle}")
     assert all(r.read_bytes()[18:20] == (183).to_bytes(2, "little") for r in runners.values())  # EM_AARCH64
-    host, steps = load_profile("host"), _robot_steps(team)
     for role in roles:
-        library = build_library(to_relax(steps[role.name], role_signature(spec, role)), host.device("cpu"), host,
-                                tmp_path / "host" / f"{role.name}.so", tmp_path / ".work").path
+        library = host / "lib" / "cpu" / f"{role.name}.so"
         for agent in role.agents:
             episodes = _own_observations(spec, agent)
             obs = _write_observations(tmp_path / f"obs{agent}.txt", episodes)

@@ -119,16 +119,48 @@ def test_bad_keys_and_non_bundles_are_bad_input(bundle, keys, tmp_path, capsys):
     assert code == 2 and "Ed25519" in err and not (tmp_path / "out").exists()
 
 
-def test_compile_with_a_sign_key_publishes_a_signed_bundle(keys, tmp_path, capsys):
-    from kdcc.flow.compile import compile_teacher
-    from kdcc.flow.driver import CompileOptions
-    from kdcc.passes import Budget
-    from tests.conftest import FAST, make_tiny_teacher
+@pytest.fixture(scope="module")
+def signed_vm_only(keys, tmp_path_factory) -> Path:
+    """`compile --sign-key --no-direct` (the exact pipeline: no training), run once for this module's tests."""
+    from tests.conftest import make_tiny_teacher
 
-    teacher = make_tiny_teacher(tmp_path / "t.pt", seed=3)
-    compile_teacher(str(teacher), "host", tmp_path / "bundle", CompileOptions(
-        budget=Budget(ratio=2.0), keep=None, collect_episodes=4, options=FAST, certify_episodes=0), sign_key=keys["key"])
-    assert _run(capsys, "verify", tmp_path / "bundle", "--key", keys["pub"])[0] == 0
+    d = tmp_path_factory.mktemp("signed")
+    teacher = make_tiny_teacher(d / "t.pt", seed=3)
+    assert main(["compile", str(teacher), "--target", "host", "--pipeline", "exact", "-o", str(d / "bundle"),
+                 "--sign-key", str(keys["key"]), "--no-direct", "--certify-episodes", "0", "-q"]) == 0
+    return d / "bundle"
+
+
+def test_compile_with_a_sign_key_publishes_a_signed_bundle(signed_vm_only, keys, capsys):
+    assert _run(capsys, "verify", signed_vm_only, "--key", keys["pub"])[0] == 0
+
+
+def test_a_bundle_without_vm_free_libraries_is_whole_and_runs_its_vm_libraries(signed_vm_only, capsys):
+    """--no-direct: profile.json says why each step has no `.direct.so` (and is valid), the manifest lists
+    none, and eval and decentralised eval fall back on the Relax VM libraries."""
+    import jsonschema
+
+    from kdcc.targets.bundle.agent_policy import open_agent_policies
+    from kdcc.targets.bundle.direct_stages import NOT_ASKED
+    from kdcc.targets.bundle.policy import open_bundle_policy
+
+    bundle = signed_vm_only
+    doc = json.loads((bundle / "profile.json").read_text())
+    jsonschema.validate(doc, json.loads((REPO / "docs" / "profile.schema.json").read_text()),
+                        cls=jsonschema.Draft202012Validator)
+    records = [lib["direct"] for lib in doc["libraries"]]
+    records += [lib["direct"] for robot in doc["robots"] for lib in robot["libraries"].values()]
+    assert len(records) == 3 and all(r == {"skipped": NOT_ASKED} for r in records)
+    checks = [doc["verification"]["direct"]] + [robot["verification"]["direct"] for robot in doc["robots"]]
+    assert all(c == {"checked": False, "skipped": NOT_ASKED} for c in checks)
+    assert "vm_free_library_bytes" not in doc["robots"][0]["envelope"]["per_step"]["cpu"]["memory"]
+    manifest = json.loads((bundle / MANIFEST).read_text())["files"]
+    assert "lib/cpu/policy.so" in manifest and not [f for f in manifest if f.endswith(".direct.so")]
+    assert not list(bundle.rglob("*.direct.so"))
+    assert open_bundle_policy(bundle)[2] == "compiled host library (Relax VM)"
+    assert open_agent_policies(bundle)[2] == "3 agents loaded one by one: lib/cpu (agent.so)"
+    code, out, _ = _run(capsys, "eval", bundle, "--episodes", "1", "--decentralised")
+    assert code == 0, out
 
 
 def test_a_fresh_profile_is_valid_against_the_schema_and_inspect_prints_each_role(bundle, capsys):

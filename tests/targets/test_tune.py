@@ -4,13 +4,16 @@ profile's estimates against `kdcc measure`."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from kdcc.cli.app import main
+from kdcc.targets.bundle.direct_stages import NOT_ASKED
 from kdcc.targets.profile import load_profile
 from tests.conftest import make_tiny_teacher
 from tests.targets._rpc import KEY
@@ -51,37 +54,55 @@ def _records(entry: Path) -> int:
     return len((entry / "database_tuning_record.json").read_text().splitlines())
 
 
-def test_tune_through_rpc_then_a_rebuild_reuses_the_cache(tmp_path, tracker, calibrated, cache, capsys):
-    teacher = make_tiny_teacher(tmp_path / "teacher.pt", seed=3)
-    out = tmp_path / "bundle"
-    rc = main(["compile", str(teacher), "--target", str(calibrated), "--pipeline", "exact", "-o", str(out),
-               "--tune", str(TRIALS), "--rpc-tracker", tracker, "--rpc-key", KEY, "--json"])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    json.loads(captured.out)  # MetaSchedule's logging kept off stdout
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, tracker, calibrated, cache):
+    """`compile --tune` on the calibrated "board" through the tracker, once for this module's tests:
+    (teacher, bundle, profile.json's "tuning" as compiled, the compile's stdout). Without the VM-free
+    libraries (--no-direct): what is tuned and measured here are the VM libraries."""
+    d = tmp_path_factory.mktemp("tuned")
+    teacher = make_tiny_teacher(d / "teacher.pt", seed=3)
+    out = d / "bundle"
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        rc = main(["compile", str(teacher), "--target", str(calibrated), "--pipeline", "exact", "-o", str(out),
+                   "--tune", str(TRIALS), "--rpc-tracker", tracker, "--rpc-key", KEY, "--certify-episodes", "0",
+                   "--no-direct", "--json"])
+    assert rc == 0
     doc = json.loads((out / "profile.json").read_text())
-    tuning = doc["tuning"]
+    assert doc["libraries"][0]["direct"] == {"skipped": NOT_ASKED} and not list(out.rglob("*.direct.so"))
+    return teacher, out, doc["tuning"], stdout.getvalue()
+
+
+def test_tune_through_rpc_records_the_tuning_and_caches_it(tuned, tracker, cache):
+    _, out, tuning, stdout = tuned
+    json.loads(stdout)  # MetaSchedule's logging kept off stdout
     assert 0 < tuning["new_trials"] <= TRIALS and tuning["trials"] == tuning["new_trials"]
     assert tuning["how"] == f"rpc tracker {tracker} key {KEY}" and tuning["device"] == "cpu"
     assert all("matmul" in t for t in tuning["tasks"])
     assert tuning["untuned_us"] > 0 and tuning["tuned_us"] > 0
     assert tuning["max_abs_diff"] <= 1e-5  # the library built with the records computes what the untuned one does
     assert "Tuning (--tune)" in (out / "report.md").read_text()
-    entry = cache / "tune" / tuning["key"]
-    assert _records(entry) == tuning["trials"]
+    assert _records(cache / "tune" / tuning["key"]) == tuning["trials"]
 
-    # the calibrated profile's estimates against the board's measurements (loose: a shared 2-core machine)
+
+def test_the_calibrated_estimates_match_the_board_measurements(tuned, tracker, capsys):
+    """Loose: a shared 2-core machine."""
+    _, out, _, _ = tuned
     assert main(["measure", str(out), "--rpc-tracker", tracker, "--rpc-key", KEY, "--repeat", "200", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["libraries"]
     ratios = {r["name"]: r["estimate_us"] / r["median_us"] for r in rows if r["estimate_us"] is not None}
     print("estimate / measured:", json.dumps({r["name"]: [r["estimate_us"], r["median_us"]] for r in rows}))
     assert {"team", "agent"} <= set(ratios) and all(1 / 3 < v < 3 for v in ratios.values()), ratios
 
-    # a rebuild of the same step for the same target: the records are reused, no trial runs
+
+def test_a_rebuild_reuses_the_cached_records(tuned, tracker, calibrated, cache, capsys):
+    """The same step for the same target, tuned again: the records are reused, no trial runs."""
     from kdcc.flow.driver import CompileOptions, run_passes
     from kdcc.targets.tvm.rpc import Remote
     from kdcc.targets.tvm.tune import tune_team_step
 
+    teacher, _, tuning, _ = tuned
+    entry = cache / "tune" / tuning["key"]
     result = run_passes(str(teacher), str(calibrated), CompileOptions(pipeline="exact"))
     again = tune_team_step(result.program.team_module(), result.program.spec, result.profile, TRIALS,
                            Remote("127.0.0.1", int(tracker.rsplit(":", 1)[1]), KEY))

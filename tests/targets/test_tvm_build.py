@@ -32,6 +32,12 @@ def relax_mod(team):
     return to_relax(team, team.spec)
 
 
+@pytest.fixture(scope="module")
+def host_lib(relax_mod, tmp_path_factory):
+    """The team step built for this machine, once for the module (read it, never write into its directory)."""
+    return _build(relax_mod, "host", "cpu", tmp_path_factory.mktemp("host") / "a")
+
+
 def _build(relax_mod, profile_name: str, device: str, out: Path):
     profile = load_profile(profile_name)
     return build_library(relax_mod, profile.device(device), profile, out / "policy.so", out / ".work")
@@ -48,11 +54,11 @@ def test_native_cpu_is_named():
     assert target["mcpu"] == str(llvm_get_system_cpu()) != "native"
 
 
-def test_host_library_matches_torch_and_is_reproducible(team, relax_mod, tmp_path):
-    lib = _build(relax_mod, "host", "cpu", tmp_path / "a")
+def test_host_library_matches_torch_and_is_reproducible(team, relax_mod, host_lib, tmp_path):
+    lib = host_lib
     again = _build(relax_mod, "host", "cpu", tmp_path / "b")
     assert hashlib.sha256(lib.path.read_bytes()).digest() == hashlib.sha256(again.path.read_bytes()).digest()
-    assert not list((tmp_path / "a").glob(".work"))
+    assert not list(lib.path.parent.glob(".work")) and not list((tmp_path / "b").glob(".work"))
     policy = HostPolicy(lib.path, team.spec)
     for seed in range(3):
         x = team_example_inputs(team.spec, seed)
@@ -64,8 +70,8 @@ def test_host_library_matches_torch_and_is_reproducible(team, relax_mod, tmp_pat
             assert np.max(np.abs(g - w)) <= 1e-5
 
 
-def test_host_policy_carries_hidden_state(team, relax_mod, tmp_path):
-    policy = HostPolicy(_build(relax_mod, "host", "cpu", tmp_path).path, team.spec)
+def test_host_policy_carries_hidden_state(team, host_lib):
+    policy = HostPolicy(host_lib.path, team.spec)
     obs, _, _, state = (t.numpy() for t in team_example_inputs(team.spec, 1))
     last = np.full(3, -1, dtype=np.int64)
     hidden = torch.zeros(3, 16)

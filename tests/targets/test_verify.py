@@ -5,20 +5,16 @@ from __future__ import annotations
 import pytest
 
 from kdcc.core.errors import KdccError
-from kdcc.targets.profile import load_profile
-from kdcc.targets.tvm.build import build_library
-from kdcc.targets.tvm.lowering import onnx_bytes, to_relax
+from kdcc.targets.tvm.lowering import onnx_bytes
 from kdcc.targets.tvm.verify import verify_team_step
 from tests.targets._team import tiny_team
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    team = tiny_team()
-    profile = load_profile("host")
-    root = tmp_path_factory.mktemp("v")
-    lib = build_library(to_relax(team, team.spec), profile.device("cpu"), profile, root / "policy.so", root / ".work")
-    return team, onnx_bytes(team, team.spec), lib.path
+def built(team_bundle):
+    """tiny_team(), its ONNX graph, and its host library (the session's bundle: tests/targets/conftest.py)."""
+    b = team_bundle("host")
+    return b.team, onnx_bytes(b.team, b.team.spec), b.out / "lib" / "cpu" / "policy.so"
 
 
 def test_agreement_is_recorded(built):
