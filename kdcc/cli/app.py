@@ -105,8 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RuntimeError, ImportError) as e:  # ImportError: a library that cannot be mapped
         if args.verbose or not _out_of_memory(e):
             raise
-        print(f"kdcc {args.command}: error: out of memory ({_first_line(e)}); nothing was written: free memory, "
-              "raise the limit (ulimit -v, the container's), or use fewer --episodes", file=sys.stderr)
+        e.__traceback__ = None  # the failed work's frames, and what they hold, go before anything is formatted
+        advice = ("nothing was written: free memory, raise the limit (ulimit -v, the container's), or use fewer "
+                  "--episodes")
+        try:
+            line = f"kdcc {args.command}: error: out of memory ({_first_line(e)}); {advice}"
+        except MemoryError:  # still too little to format the cause: say the rest
+            line = f"kdcc {args.command}: error: out of memory; {advice}"
+        print(line, file=sys.stderr)
         return 2
     except OSError as e:  # a file the system refused (permissions, full disk, a path through a file)
         if args.verbose:
