@@ -132,9 +132,8 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
                 metric: str | None = None, ray: str | None = None, z: float = 0.0,
                 then: Callable[[dict[str, Any], list], Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """(what `then(chosen, its trial's pass outputs)` returns, run while the extra distillation seeds train; the
-    search's decision as
-    plain data: every point evaluated, the rule, the chosen rung and its distillation-seed spread). A KdccError
-    (one line, the best score reached) when no candidate keeps the score."""
+    search's decision as plain data: every point evaluated, the rule, the chosen rung and its distillation-seed
+    spread). A KdccError (one line, the best score reached) when no candidate keeps the score."""
     if episodes < 2:
         raise KdccError(f"--keep-episodes must be at least 2 (got {episodes})")
     first, last = student_span(names)
@@ -147,7 +146,6 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
     payload = {"start": start, "names": list(names[first:last + 1]), "ctx": ctx, "episodes": episodes, "key": key}
     trials = open_trials(_trial, payload, workers, ray)
     points: dict[tuple[str, int], dict[str, Any]] = {}
-
     built: dict[tuple[str, int], list] = {}  # each rung's pass outputs at the compile's own seed
 
     def scored(point: dict[str, Any]) -> dict[str, Any]:
