@@ -42,7 +42,7 @@ from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 from kdcc.passes import Budget, get_pass
 from kdcc.passes.prune import ladders
-from kdcc.reports.pareto import mark_front, rerun_steps, score_point, student_span
+from kdcc.reports.pareto import budget_metric, mark_front, rerun_steps, score_point, student_span
 from kdcc.targets.robot_cost import scoped_cost
 
 __all__ = ["HELD_OUT", "DEFAULT_KEEP", "keep_metric", "keep_search", "keep_decision", "gallop",
@@ -56,8 +56,7 @@ DEFAULT_KEEP = 0.97  # `kdcc compile`'s default objective
 def keep_metric(budget: Budget) -> str:
     """What "cheapest" means: the first limit a budget gives (flops for a ratio), else the estimated latency of
     a step (in the budget's scope) on the device the cost model recommends."""
-    given = [k for k in ("flops", "bytes", "latency_us", "energy_uj") if getattr(budget, k) is not None]
-    return given[0] if given else ("flops" if budget.ratio is not None else "latency_us")
+    return budget_metric(budget) if budget.is_given() else "latency_us"
 
 
 def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[str, Any]:
