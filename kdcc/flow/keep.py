@@ -71,8 +71,10 @@ def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[st
     device = scoped_cost(start, ctx.profile, scope)[1]  # the device prune sizes on
     point[key] = round(scoped_cost(program, ctx.profile, scope, device)[0][metric], 4)
     point.update(widths=point["width"], width=width)  # the rung; what prune made (per agent when split)
-    # the passes' outputs travel back (pickled as the payload was), so the chosen rung is not trained twice
-    return {**point, "seed": seed, "steps": [(p.picklable(), wall) for p, wall in steps]}
+    # at the compile's own seed the passes' outputs travel back (pickled as the payload was), so the chosen rung
+    # is not trained twice; the extra seeds' students are only scored
+    ran = [(p.picklable(), wall) for p, wall in steps] if seed == ctx.seed else None
+    return {**point, "seed": seed, "steps": ran}
 
 
 def trial_context(ctx, kind: str, width: int, seed: int):
@@ -149,7 +151,7 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
 
     def scored(point: dict[str, Any]) -> dict[str, Any]:
         steps = point.pop("steps")
-        if point["seed"] == ctx.seed:
+        if steps is not None:
             built[point["kind"], point["width"]] = steps
         point.update(paired_score(point.pop("returns"), teacher, random_mean))
         point.update(score=round(point["score"], 4), se=round(point["se"], 4))
