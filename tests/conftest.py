@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+import kdcc  # noqa: F401 - before torch runs anything: kdcc pins the CPU numerics (kdcc/core/numerics.py)
 import torch
 
 from kdcc.inputs.teacher import save_teacher

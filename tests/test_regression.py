@@ -97,7 +97,7 @@ def test_perturbed_distill_weight_is_blamed_on_distill(distill_perturbed, capsys
     assert first["text_diff"] == ""  # distillation moves weights, not the graph
     assert "probe q" in first["reasons"] and not first["probe"]["q"]["within"]
     assert any(m["key"] == "fidelity.max_abs_dq" for m in first["metrics"])
-    assert "decisions.options.w_relation: 0.5 → 0.7" in first["decisions"]
+    assert "decisions.options.w_relation: 0.5 → 0.7 (28.6% beyond metric-tol 0.1% + atol 1e-05)" in first["decisions"]
     assert report["notes"] == ["options distill.w_relation: (unset) → 0.7"]
     status, text, _ = _check(capsys, distill_perturbed, "--against", RECORD)
     assert status == 1 and "graph text: identical" in text and "metric deltas after distill" in text

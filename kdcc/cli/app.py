@@ -74,8 +74,33 @@ _OOM = re.compile(r"can't allocate memory|cannot allocate memory|bad_alloc|out o
                   r"not enough memory|failed to map segment|can't start new thread", re.I)
 
 
+# what CPython says when a C extension's allocation failed and it forgot to set MemoryError (numpy, imports)
+_NULL_RETURN = re.compile(r"without (setting an )?exception|with an exception set|error return without", re.I)
+
+
+def _near_address_space_limit(margin: int = 64 * 2**20) -> bool:
+    """The process has come within `margin` of its address-space limit (ulimit -v): an allocation failed."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    try:
+        status = open("/proc/self/status").read()
+    except OSError:
+        return False
+    peak = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmPeak")), 0)
+    return peak >= soft - margin
+
+
 def _out_of_memory(e: BaseException) -> bool:
-    return isinstance(e, MemoryError) or bool(_OOM.search(str(e)))
+    """An allocation failed, however the library that met it says so: MemoryError, torch's and TVM's
+    RuntimeError text, a library that could not be mapped, or a C extension's bare SystemError while the
+    process stands at its address-space limit (anywhere else a SystemError is a bug, and stays one)."""
+    if isinstance(e, MemoryError) or _OOM.search(str(e)):
+        return True
+    return isinstance(e, (SystemError, RuntimeError)) and bool(_NULL_RETURN.search(str(e))) and \
+        _near_address_space_limit()
 
 
 def _first_line(e: BaseException) -> str:
@@ -102,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kdcc {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (MemoryError, RuntimeError, ImportError) as e:  # ImportError: a library that cannot be mapped
+    except (MemoryError, RuntimeError, ImportError, SystemError) as e:  # ImportError: a library not mapped
         if args.verbose or not _out_of_memory(e):
             raise
         e.__traceback__ = None  # the failed work's frames, and what they hold, go before anything is formatted

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_tree, check_writable, output_lock
+from kdcc.core.numerics import numerics_provenance
 from kdcc.flow.driver import CompileOptions, CompileResult, plan_passes, run_passes_on, single_threaded
 from kdcc.flow.inputs import resolve_inputs
 from kdcc.reports.html import html_report
@@ -65,7 +67,7 @@ def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
     # the context's options: with --keep they include the chosen prune.width, so the record replays it
     return {"target": result.inputs.target, "pipeline": opts.pipeline, "passes": result.passes, "seed": opts.seed,
             "budget": budget, "options": dict(sorted(result.ctx.options.items())), **keep,
-            "inputs": result.inputs.manifest(), "versions": versions()}
+            "inputs": result.inputs.manifest(), "versions": versions(), "numerics": numerics_provenance()}
 
 
 def _studies(result: CompileResult, opts: CompileOptions, with_ablation: bool):

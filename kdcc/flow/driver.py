@@ -4,7 +4,7 @@
 gets the MPE data the training passes need (the given dataset, or teacher
 rollouts collected in memory), builds the fixed probe and runs the pipeline,
 one `PassRecord` per pass. `single_threaded` is the one place torch's thread
-count and seed are set for a compile.
+count, seed and deterministic mode are set for a compile.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Sequence
 
-import torch
 
 from kdcc.core.errors import KdccError
-from kdcc.core.progress import is_quiet, stderr_console
+from kdcc.core.numerics import deterministic_torch, pin_problem
+from kdcc.core.progress import is_quiet, note, stderr_console
 from kdcc.flow.collect import collect_dataset
 from kdcc.flow.inputs import CompileInputs, resolve_inputs
 from kdcc.flow.instruments import DumpIR, ProgressLine
@@ -89,17 +89,14 @@ class CompileResult:
 
 @contextmanager
 def single_threaded(seed: int):
-    """One torch thread and a fixed seed for the whole compile, restored after.
-
-    Float sums depend on the thread count: one thread gives the same bytes on any
-    machine, and for graphs this small it is also the fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    try:
+    """One torch thread, deterministic algorithms and a fixed seed for the whole compile, restored after,
+    with the CPU numerics kdcc pins (kdcc/core/numerics.py): the same bytes on any x86-64 CPU. A process
+    whose torch ran before kdcc was imported cannot be pinned: it is said once, and recorded."""
+    problem = pin_problem()
+    if problem:
+        note(problem)
+    with deterministic_torch(seed):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def plan_passes(opts: CompileOptions) -> list[str]:

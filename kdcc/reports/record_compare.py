@@ -5,8 +5,9 @@ stable text, its metrics (cost, fidelity, decisions) and its outputs on the
 fixed probe. Two records of the same pipeline are compared in pipeline order:
 
     program.txt    exactly (a unified diff when not)
-    metrics.json   numbers within `metric_tol` relative (floor: `atol`); strings,
-                   ints and bools in decisions exactly, floats within tolerance
+    metrics.json   numbers within `metric_tol` relative (floor: `atol`); in decisions,
+                   floats within the same tolerance (the output says by how much one
+                   broke it), strings, ints, bools and choices exactly
     probe.npz      float arrays within `rtol`/`atol` (numpy.allclose, golden as
                    the reference); integer arrays (greedy actions) exactly
 
@@ -48,6 +49,12 @@ class Tolerances:
         if math.isnan(before) or math.isnan(after):
             return math.isnan(before) and math.isnan(after)
         return abs(after - before) <= self.atol + self.metric_tol * max(abs(before), abs(after))
+
+    def describe(self, before: float, after: float) -> str:
+        """The change against the tolerance it broke, for a float in metrics or decisions."""
+        scale = max(abs(before), abs(after))
+        change = f"{100 * abs(after - before) / scale:.3g}%" if scale else f"|Δ| {abs(after - before):.3g}"
+        return f"{change} beyond metric-tol {100 * self.metric_tol:g}% + atol {self.atol:g}"
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ def _pipeline_mismatch(rec: Record, gold: Record) -> str:
 
 def _manifest_notes(rec: dict[str, Any], gold: dict[str, Any]) -> list[str]:
     notes = []
-    for key in ("target", "seed", "pipeline"):
+    for key in ("target", "seed", "pipeline", "numerics"):
         if rec.get(key) != gold.get(key):
             notes.append(f"{key}: {gold.get(key)!r} → {rec.get(key)!r}")
     for key in ("budget", "options"):
@@ -214,7 +221,7 @@ def _decision_diffs(path: str, gold: Any, rec: Any, tol: Tolerances, out: list[s
             _decision_diffs(f"{path}[{i}]", g, r, tol, out)
     elif isinstance(gold, float) and isinstance(rec, float):
         if not tol.close(gold, rec):
-            out.append(f"{path}: {gold!r} → {rec!r}")
+            out.append(f"{path}: {gold!r} → {rec!r} ({tol.describe(gold, rec)})")
     elif type(gold) is not type(rec) or gold != rec:
         out.append(f"{path}: {_short(gold)} → {_short(rec)}")
 

@@ -13,8 +13,9 @@ tests/test_regression.py recompiles with exactly these arguments and runs
 `kdcc check` against record/: any change that moves a pass fails there, with
 the pass named. Regenerate only on purpose, and review the diff
 (`kdcc check NEW --against tests/golden/record` shows it pass by pass before
-`--update`). Everything runs single-threaded, as the tests do: torch's CPU
-kernels may sum in a different order with another thread count.
+`--update`). Everything runs single-threaded with kdcc's pinned CPU numerics, as
+the tests do, so the records are the same bytes on any x86-64 CPU
+(tests/test_reproducible.py compiles them under every CPU level this machine has).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def sl_compile_args(record: str | Path, *extra: str) -> list[str]:
 
 def main() -> int:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]  # as `python -m pytest` from the root has them
+    import kdcc  # noqa: F401 - first: it pins the CPU numerics before torch runs (kdcc/core/numerics.py)
     import torch
 
     from kdcc.api import collect
