@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import check_writable
-from kdcc.core.progress import note, progress_bar
+from kdcc.core.progress import note
 from kdcc.flow.collect import collect_dataset
 from kdcc.flow.compile import CompileOutput, compile_teacher
 from kdcc.flow.driver import CompileOptions
@@ -15,7 +15,9 @@ from kdcc.inputs.dataset import Dataset, save_dataset
 from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import make_env
-from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy, run_episodes
+from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy
+from kdcc.marl.scoring import play
+from kdcc.marl.seeds import COLLECT
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect", "profile", "compile_teacher", "CompileOptions",
            "CompileOutput", "load_teacher_like", "certify", "sign_bundle", "verify_bundle", "team_check"]
@@ -58,7 +60,7 @@ def load_policy(path: str | Path, config: str | Path | None = None, *,
             raise KdccError(f"--config {config}: {p} is a compiled bundle, which carries its own spec; --config "
                             "applies to an EPyMARL/PyMARL model directory or an ONNX teacher")
         spec, policy, runs = open_agent_policies(p) if decentralised else open_bundle_policy(p)
-        if decentralised or runs != "compiled host library":
+        if decentralised or not runs.startswith("compiled host library"):  # "compiled host library (VM-free)"
             note(f"{p}: evaluating {runs}")
         return spec, policy, None
     teacher = load_teacher_like(p, config)
@@ -70,11 +72,6 @@ def load_policy(path: str | Path, config: str | Path | None = None, *,
         return teacher.spec, DecentralisedPolicy.from_program(program), teacher
     env = make_env(teacher.spec.env)
     return teacher.spec, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail), teacher
-
-
-def _returns(env, policy, episodes, seed, label):
-    with progress_bar(label, episodes) as advance:
-        return run_episodes(env, policy, episodes, seed, on_episode=lambda _: advance())
 
 
 def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
@@ -89,23 +86,25 @@ def evaluate(policy_path: str | Path, episodes: int = 100, seed: int = 0,
         raise KdccError(f"--episodes must be positive, got {episodes}")
     spec, policy, _ = load_policy(policy_path, config, decentralised=decentralised)
     env = make_env(spec.env)
-    stats = _returns(env, policy, episodes, seed, f"eval {Path(policy_path).name}")
-    rand = _returns(env, RandomPolicy(env.avail, seed), episodes, seed, "eval random")
-    result = EvalResult(str(policy_path), episodes, seed, stats.mean, stats.std, rand.mean, rand.std)
+    stats = play(policy, env, seed, episodes, f"eval {Path(policy_path).name}")
+    rand = play(RandomPolicy(env.avail, seed), env, seed, episodes, "eval random")
+    result = EvalResult(str(policy_path), episodes, seed, float(stats.mean()), float(stats.std()),
+                        float(rand.mean()), float(rand.std()))
     if teacher_path is not None:
         t_spec, t_policy, _ = load_policy(teacher_path, teacher_config)
         if t_spec.env != spec.env:
             raise KdccError(f"{teacher_path}: teacher was trained on {t_spec.env.id}, the policy on {spec.env.id}")
-        teacher_mean = _returns(env, t_policy, episodes, seed, "eval teacher").mean
+        teacher_mean = float(play(t_policy, env, seed, episodes, "eval teacher").mean())
         result.teacher_mean = teacher_mean
-        gap = teacher_mean - rand.mean
-        result.normalised = (stats.mean - rand.mean) / gap if abs(gap) > 1e-9 else None
+        gap = teacher_mean - result.random_mean
+        result.normalised = (result.mean - result.random_mean) / gap if abs(gap) > 1e-9 else None
     return result
 
 
-def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed: int = 0,
+def collect(teacher_path: str | Path, out: str | Path, episodes: int = 200, seed: int = COLLECT.start,
             epsilon: float = 0.1, config: str | Path | None = None) -> Dataset:
-    """Roll the teacher out in MPE (ε-random actions for coverage) and record what later passes need."""
+    """Roll the teacher out in MPE (ε-random actions for coverage) and record what later passes need; by default
+    on the seeds a compile collects on itself (kdcc.marl.scoring.COLLECT), which no score is measured on."""
     if episodes <= 0:
         raise KdccError(f"--episodes must be positive, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:

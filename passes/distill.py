@@ -37,6 +37,7 @@ from kdcc.ir.team import TeamStep
 from kdcc.marl.mpe import make_env
 from kdcc.marl.qmix import build_inputs
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.marl.seeds import DAGGER
 from kdcc.passes import distill_losses as L
 from kdcc.passes.base import PassContext, register
 from kdcc.passes.config import option
@@ -216,7 +217,7 @@ def run(program: Program, ctx: PassContext) -> Program:
         for step in range(o.steps):
             if o.dagger_every and step and step % o.dagger_every == 0:
                 team = TeamStep(out.spec, out.agent, out.mixer).eval()
-                fresh = _label(ctx, team, o.dagger_episodes, 50_000 + step, o.dagger_epsilon)
+                fresh = _label(ctx, team, o.dagger_episodes, DAGGER.first(o.dagger_episodes, step), o.dagger_epsilon)
                 pool = {k: torch.cat([pool[k], fresh[k]]) for k in pool}
                 out.agent.train()
             idx = torch.from_numpy(rng.integers(0, len(pool["obs"]), size=o.batch))

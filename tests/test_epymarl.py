@@ -188,7 +188,7 @@ def test_a_trained_feed_forward_epymarl_teacher_compiles_at_defaults(tmp_path):
     torch.save(teacher.mixer.state_dict(), ckpt / "mixer.th")
     config = tmp_path / "config.json"
     config.write_text(json.dumps(run_config(teacher.spec, "epymarl")))
-    quick = dict(config=str(config), collect_episodes=20, keep_episodes=12, certify_episodes=0,
+    quick = dict(config=str(config), collect_episodes=20, keep_episodes=12, confirm_episodes=100, certify_episodes=0,
                  options={"distill.steps": 120, "distill.dagger_every": 60, "approximate-mixer.steps": 50})
     with pytest.raises(KdccError, match="budget unreachable"):
         compile_teacher(str(ckpt), "host", None, CompileOptions(keep=None, **quick), build=False)

@@ -19,7 +19,8 @@ from tests.conftest import FAST, make_tiny_teacher
 
 def _opts(keep, workers, **kw):
     kw.setdefault("budget", Budget(ratio=1.0))
-    return CompileOptions(collect_episodes=4, options=dict(FAST), keep=keep, keep_episodes=5, keep_workers=workers,
+    return CompileOptions(collect_episodes=4, options=dict(FAST), keep=keep, keep_episodes=5, confirm_episodes=8,
+                          keep_workers=workers,
                           certify_episodes=0, **kw)
 
 

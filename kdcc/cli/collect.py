@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kdcc.cli.help import CONFIG_HELP, TEACHER_HELP
+from kdcc.marl.seeds import COLLECT
 
 __all__ = ["add_parser", "run"]
 
@@ -18,7 +19,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("-o", "--out", required=True, help="output .npz")
     p.add_argument("--episodes", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=COLLECT.start,
+                   help="env seed of the first episode; the default is where a compile collects its own data, "
+                        "seeds no score is measured on (kdcc.marl.scoring)")
     p.add_argument("--epsilon", type=float, default=0.1, help="probability of a random action, for coverage")
     p.set_defaults(func=run)
 

@@ -25,7 +25,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--target", default="orin", help="profile name or path to a .toml profile")
     p.add_argument("-o", "--out", help="bundle directory to write (omit to only run the passes)")
-    p.add_argument("--force", action="store_true", help="replace an existing non-empty output directory")
+    p.add_argument("--force", action="store_true", help="replace a bundle or record kdcc wrote, never other files")
     p.add_argument("--pipeline", default="default", help="named pipeline (default, exact)")
     p.add_argument("--passes", help="run exactly these passes, comma-separated, in this order")
     p.add_argument("--skip", help="comma-separated passes to leave out of the pipeline")
@@ -60,7 +60,11 @@ def add_parser(sub, common) -> None:
     p.add_argument("--ray", metavar="auto|ADDRESS",
                    help="run the --keep trials as Ray tasks: auto starts a local Ray instance, ADDRESS joins a "
                    "cluster (every node with kdcc installed); needs the extra kdcc[ray]")
-    p.add_argument("--keep-episodes", type=int, default=100, help="held-out MPE episodes per --keep candidate")
+    p.add_argument("--keep-episodes", type=int, default=100,
+                   help="selection episodes per --keep candidate (env seeds from 1000, never used in training)")
+    p.add_argument("--confirm-episodes", type=int, default=1000,
+                   help="fresh episodes (env seeds from 200000) the chosen student is confirmed on: its reported "
+                        "score; a student that misses the bar there gives way to the next candidate")
     p.add_argument("--keep-z", type=float, default=0.0, metavar="Z",
                    help="a candidate keeps the score when score - Z x its paired standard error >= FRACTION: 0 takes "
                    "the estimate (its SE reported), 1 asks that one SE below it still clear the bar (wider students)")
@@ -109,7 +113,7 @@ def run(args) -> int:
     opts = CompileOptions(pipeline=args.pipeline, passes=pass_names(args.passes) or None, skip=pass_names(args.skip),
                           budget=budget_from_args(args), seed=args.seed, dataset=args.dataset, dump_ir=args.dump_ir,
                           ablate=args.ablate, pareto=args.pareto, keep=args.keep, ray=args.ray,
-                          keep_episodes=args.keep_episodes, keep_z=args.keep_z, certify_episodes=args.certify_episodes,
+                          keep_episodes=args.keep_episodes, confirm_episodes=args.confirm_episodes, keep_z=args.keep_z, certify_episodes=args.certify_episodes,
                           options=pass_options(args.opt), config=args.config,
                           tune=args.tune, remote=remote_from_args(args),
                           precision=args.precision, precision_episodes=args.precision_episodes,

@@ -17,7 +17,15 @@ from kdcc.core.errors import KdccError
 from kdcc.core.interrupt import check_interrupted
 
 __all__ = ["check_npz_sizes", "read_json_object", "atomic_write_bytes", "atomic_write_tree", "check_writable",
-           "npz_bytes", "sha256_file", "sha256_files", "output_lock"]
+           "npz_bytes", "sha256_file", "sha256_files", "output_lock", "CACHE_ENV", "cache_dir"]
+
+CACHE_ENV = "KDCC_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where kdcc keeps what it makes or fetches once (the zig wrapper, the aarch64 TVM runtime, score
+    baselines): $KDCC_CACHE_DIR, else ~/.cache/kdcc. Read at each use, so a test can point it elsewhere."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kdcc")
 
 
 def check_writable(path: str | Path, is_file: bool = True) -> None:

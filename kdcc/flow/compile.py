@@ -1,6 +1,7 @@
 """`kdcc compile`, top to bottom: the stages of a compile.
 
-    check outputs   refuse to clobber; the parents must take new directories (nothing written yet)
+    check outputs   new or empty directories, or with --force kdcc's own earlier output; never the user's
+                    files, a link, or a directory holding the inputs (kdcc.core.outputs; nothing written yet)
     plan            the pass list and its typed options, checked before any input is read
     resolve inputs  teacher (its files, one sha256), dataset, target profile: read and checked once
     passes          training data, the probe, the pipeline with its instruments (kdcc.flow.driver)
@@ -29,11 +30,13 @@ from typing import Any
 
 
 from kdcc.core.errors import KdccError
-from kdcc.core.fileio import atomic_write_tree, check_writable, output_lock
+from kdcc.core import outputs
+from kdcc.core.fileio import atomic_write_tree, output_lock
 from kdcc.core.numerics import numerics_provenance
 from kdcc.flow.driver import CompileOptions, CompileResult, plan_passes, run_passes_on, single_threaded
 from kdcc.flow.inputs import resolve_inputs
 from kdcc.reports.html import html_report
+from kdcc.reports.keep import kept_score
 from kdcc.reports.markdown import markdown_report
 from kdcc.reports.record import record_files, versions
 
@@ -50,18 +53,26 @@ class CompileOutput:
     precision: dict[str, Any] | None = None  # --precision other than fp32: each precision measured, the one built
 
 
-def check_output_dir(out: Path, force: bool) -> None:
-    """Refuse to clobber a non-empty directory unless --force; the parent must take a new directory."""
-    if out.exists() and not out.is_dir():
-        raise KdccError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise KdccError(f"{out}: directory exists and is not empty (use --force to replace it)")
-    check_writable(out, is_file=False)
+def check_output_dir(out: Path, force: bool, option: str = "-o", others: dict[str, Any] | None = None) -> None:
+    """-o takes a bundle or a --no-build output, --record a record: a new or empty directory, or with --force one
+    kdcc wrote before; never a directory of the user's, a link, or one holding the inputs (kdcc.core.outputs)."""
+    kinds = ("record",) if option == "--record" else ("bundle", "reports")
+    outputs.check_output_dir(out, force=force, kinds=kinds, option=option, others=others)
+
+
+def _guarded(teacher_path, target: str, opts: CompileOptions, sign_key, out_dir: Path | None,
+             record: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Per output option, what its directory may not hold: every input the compile reads and the other outputs."""
+    inputs = {"the teacher": teacher_path, "--config": opts.config, "--dataset": opts.dataset,
+              "--target": target if Path(target).exists() else None, "--sign-key": sign_key}
+    return {"-o": {**inputs, "--record": record, "--dump-ir": opts.dump_ir},
+            "--record": {**inputs, "-o": out_dir, "--dump-ir": opts.dump_ir}}
 
 
 def _manifest(result: CompileResult, opts: CompileOptions) -> dict[str, Any]:
     budget = {k: v for k, v in result.ctx.budget.__dict__.items() if v is not None}
     keep = {} if result.keep is None else {"keep": {"fraction": opts.keep, "episodes": opts.keep_episodes,
+                                                     "confirm_episodes": opts.confirm_episodes,
                                                      "kind": result.keep["chosen"]["kind"],
                                                      "width": result.keep["chosen"]["width"]}}
     # the context's options: with --keep they include the chosen prune.width, so the record replays it
@@ -136,7 +147,8 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     program, last = result.program, result.records[-1]
     meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
             "pipeline": result.passes, **({"tuning": tuning.record()} if tuning is not None else {}),
-            **({"precision": precision} if precision else {})}
+            **({"precision": precision} if precision else {}),
+            **({"score": kept_score(result.keep)} if result.keep is not None else {})}
     return write_bundle(program.team_module(), program.spec, result.profile, out_dir, force=force,
                         extra_files=files, meta=meta, inputs=result.inputs.files, agents=agent_steps(program),
                         monitor=trace(MonitorStep(program.mixer, not program.spec.sums).eval(), "Monitor"),
@@ -165,11 +177,12 @@ def compile_teacher(teacher_path: str, target: str, out: str | Path | None, opts
         raise KdccError(f"--tune must be a positive number of trials, got {opts.tune}")
     if opts.precision != "fp32" and (out_dir is None or not build):
         raise KdccError(f"--precision {opts.precision}: there is no library to build at it without -o and a build")
-    outputs = [d for d in (out_dir, Path(record) if record is not None else None) if d is not None]
-    for directory in outputs:
-        check_output_dir(directory, force)
+    out_dirs = {option: Path(d) for option, d in (("-o", out_dir), ("--record", record)) if d is not None}
+    guarded = _guarded(teacher_path, target, opts, sign_key, out_dir, record)
+    for option, directory in out_dirs.items():
+        check_output_dir(directory, force, option, guarded[option])
     with contextlib.ExitStack() as held:
-        for directory in outputs:  # a second compile into the same output fails now, not half-way
+        for directory in out_dirs.values():  # a second compile into the same output fails now, not half-way
             held.enter_context(output_lock(directory))
         return _compile_locked(teacher_path, target, out_dir, record, opts, force, build, sign_key)
 

@@ -26,6 +26,7 @@ from kdcc.flow.keep import DEFAULT_KEEP
 from kdcc.inputs.sources import initial_program
 from kdcc.ir.program import Program
 from kdcc.marl.probe import make_probe
+from kdcc.marl.seeds import COLLECT
 from kdcc.passes import Budget, PassContext, check_options, get_pass
 from kdcc.passes.manager import PassRecord, run_pipeline, select_passes
 from kdcc.passes.pipelines import pipeline as named_pipeline
@@ -47,7 +48,8 @@ class CompileOptions:
     ablate: bool = False  # re-run distill without each loss term and report the difference
     pareto: bool = False  # re-run prune+distill at scaled budgets and report the budget-vs-score front
     keep: float | None = DEFAULT_KEEP  # the cheapest student whose normalised score keeps this fraction (None: off)
-    keep_episodes: int = 100  # held-out MPE episodes per --keep candidate
+    keep_episodes: int = 100  # selection episodes per --keep candidate (kdcc.marl.scoring.SELECTION)
+    confirm_episodes: int = 1000  # confirmation episodes of the chosen student: its reported score
     keep_z: float = 0.0  # a candidate keeps the score when score − keep_z·SE ≥ keep
     keep_workers: int = 0  # processes for the --keep trials (0: one per CPU; 1: in this process)
     ray: str | None = None  # --ray: run the --keep trials as Ray tasks ("auto": a local instance; or an address)
@@ -133,7 +135,7 @@ def _training_data(inputs: CompileInputs, names: list[str], opts: CompileOptions
     if inputs.dataset is not None or not any(get_pass(n).needs_training for n in names):
         return inputs.dataset
     return collect_dataset(inputs.teacher, inputs.teacher_path.name, episodes=opts.collect_episodes,
-                           seed=opts.seed + 1)
+                           seed=COLLECT.first(opts.collect_episodes, opts.seed))
 
 
 def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions) -> CompileResult:
@@ -155,24 +157,21 @@ def run_passes_on(inputs: CompileInputs, names: list[str], opts: CompileOptions)
 
 
 def _run_with_keep(program, names, ctx, probe, instruments, opts):
-    """The passes before prune, the --keep search from there, then prune onward at the chosen width: the
-    records read as one pipeline, prune's carrying the search's decision."""
+    """The passes before prune, the --keep search from there (selection, then confirmation), then prune onward
+    at the chosen width: the records read as one pipeline, prune's carrying the search's decision."""
     from kdcc.flow.keep import keep_decision, keep_metric, keep_search, trial_context
 
     first = names.index("prune")
     head, records = run_pipeline(program, names[:first], ctx, probe, instruments)
+    search, ran = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers,
+                              metric=keep_metric(opts.budget), ray=opts.ray, z=opts.keep_z,
+                              confirm_episodes=opts.confirm_episodes)
     shifted = [lambda r, p, inst=inst: r.index and inst(replace(r, index=r.index + first), p) for inst in instruments]
-
-    def at_chosen(chosen: dict, ran: list) -> tuple:  # the chosen trial's student, recorded without retraining
-        sub = trial_context(ctx, chosen["kind"], chosen["width"], ctx.seed)
-        return sub, *run_pipeline(head, names[first:], sub, probe, shifted, ran=ran)
-
-    (ctx, program, tail), search = keep_search(head, names, ctx, opts.keep, opts.keep_episodes, opts.keep_workers,
-                                               metric=keep_metric(opts.budget), ray=opts.ray, z=opts.keep_z,
-                                               then=at_chosen)
+    sub = trial_context(ctx, search["chosen"]["kind"], search["chosen"]["width"], ctx.seed)
+    program, tail = run_pipeline(head, names[first:], sub, probe, shifted, ran=ran)  # recorded, not retrained
     records += [replace(r, index=r.index + first) for r in tail[1:]]  # tail[0]: `head` again
     records[first + 1].decisions["keep"] = keep_decision(search)
-    return program, records, ctx, search
+    return program, records, sub, search
 
 
 def run_passes(teacher_path: str, target: str, opts: CompileOptions) -> CompileResult:

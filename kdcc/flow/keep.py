@@ -6,11 +6,25 @@ The candidates are every student prune could make within the budget
 the `--budget-*` limits stay hard, and without one every rung up to the
 teacher's width is a candidate). Each trial re-runs prune (`prune.width`,
 `prune.feed_forward`) through distill and batch-agents from the program before prune
-(`pareto.rerun`) and plays the held-out env seeds 1000.. (never used in
-training: collection uses 1..200, DAgger 50 000..), paired with the teacher's
-returns on the same seeds; the rule and the choice are `kdcc.marl.keep`
-(score − z·SE ≥ FRACTION, z = 0 by default; cheapest by the metric: a budget's first limit, else
-the estimated latency of one robot's step on the device prune sizes on).
+(`pareto.rerun`) and plays the selection seeds (kdcc.marl.scoring: never used in
+training), paired with the teacher's returns on the same seeds; the rule and the
+choice are `kdcc.marl.keep` (score − z·SE ≥ FRACTION, z = 0 by default; cheapest
+by the metric: a budget's first limit, else the estimated latency of one robot's
+step on the device prune sizes on).
+
+Select on one set of seeds, report on another. The cheapest candidate that
+clears the bar on the selection seeds is the one whose estimate is most likely
+to be high by chance (the minimum over candidates near the bar selects upward
+noise: a winner's curse), so that estimate is not reported as its score. The
+chosen student is played again on `confirm_episodes` (1,000) fresh confirmation
+seeds, which no training and no decision saw; that paired score and its SE are
+*the* score the report, keep.json and profile.json give. Its SE is a plain
+paired SE (nothing was selected on those seeds); with 1,000 episodes it is
+~0.01 for the example team. When the confirmation misses the bar
+(score − z·SE < FRACTION), the chosen student does not keep the score after
+all: the search steps to the next candidate — the next cheapest that kept on
+the selection seeds, then the rungs not yet trained, cheapest first — and says
+so; the steps are in keep.json (`confirmations`).
 
 The search is coarse to fine, one kind at a time: assuming the score grows
 with width, a k-ary bisection over the kind's rungs (k = trials that run at
@@ -19,10 +33,10 @@ the rest is never trained. A later kind (feed-forward after GRU) is searched
 only over its rungs cheaper than the best student kept so far. Every trial is
 deterministic (distill seeds itself from the context's seed; one torch
 thread), so the same student is chosen whether the trials run in local
-processes, one after another, or on Ray (`kdcc.flow.trials`) — and the
-pipeline's own re-run at the chosen rung makes the very student that was
-scored. At the chosen rung distill is re-run with two more seeds: the spread
-of the score over distillation seeds, reported beside the decision.
+processes, one after another, or on Ray (`kdcc.flow.trials`). At the chosen
+rung distill is re-run with two more seeds, in the workers while the
+confirmation plays: the spread of the selection score over distillation
+seeds, reported beside the decision.
 """
 
 from __future__ import annotations
@@ -36,19 +50,21 @@ import torch
 from kdcc.core.errors import KdccError
 from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.flow.trials import open_trials
-from kdcc.marl.keep import choose, keeps, paired_score
+from kdcc.marl.keep import choose, keeps
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import make_probe
-from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
+from kdcc.marl.rollout import TorchPolicy
+from kdcc.marl.scoring import baseline, play, score_returns
+from kdcc.marl.seeds import CONFIRMATION, SELECTION
 from kdcc.passes import Budget, get_pass
 from kdcc.passes.prune import ladders
 from kdcc.reports.pareto import budget_metric, mark_front, rerun_steps, score_point, student_span
 from kdcc.targets.robot_cost import scoped_cost
 
-__all__ = ["HELD_OUT", "DEFAULT_KEEP", "keep_metric", "keep_search", "keep_decision", "gallop",
+__all__ = ["DEFAULT_KEEP", "CONFIRM_EPISODES", "keep_metric", "keep_search", "keep_decision", "gallop",
            "trial_context"]
 
-HELD_OUT = 1000  # first env seed of the held-out episodes
+CONFIRM_EPISODES = 1000  # fresh confirmation episodes the chosen student's reported score is measured on
 EXTRA_SEEDS = 2  # distillation seeds re-run at the chosen rung
 DEFAULT_KEEP = 0.97  # `kdcc compile`'s default objective
 
@@ -66,7 +82,7 @@ def _trial(payload: dict[str, Any], kind: str, width: int, seed: int) -> dict[st
     steps = rerun_steps(start, names, trial_context(ctx, kind, width, seed))
     program = steps[-1][0]
     point = score_point(f"{kind} {width}", 1.0, program, ctx, make_probe(ctx.teacher), make_env(ctx.teacher.spec.env),
-                        episodes, HELD_OUT, returns=True)
+                        episodes, SELECTION.first(episodes), returns=True)
     metric, scope = key.split(".")
     device = scoped_cost(start, ctx.profile, scope)[1]  # the device prune sizes on
     point[key] = round(scoped_cost(program, ctx.profile, scope, device)[0][metric], 4)
@@ -120,30 +136,23 @@ def _share(k: int, n: int) -> list[int]:
     return [max(1, k // n + (i < k % n)) for i in range(n)]
 
 
-def _held_out(ctx, episodes: int) -> tuple[list[float], float]:
-    """The teacher's returns on the held-out seeds, and the uniform random policy's mean on them."""
-    env = make_env(ctx.teacher.spec.env)
-    t = ctx.teacher
-    teacher = run_episodes(env, TorchPolicy.from_modules(t.spec, t.agent, t.mixer, env.avail), episodes, HELD_OUT)
-    rand = run_episodes(env, RandomPolicy(env.avail, HELD_OUT), episodes, HELD_OUT)
-    return teacher.returns.tolist(), rand.mean
-
-
 def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int = 100, workers: int = 0,
                 metric: str | None = None, ray: str | None = None, z: float = 0.0,
-                then: Callable[[dict[str, Any], list], Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """(what `then(chosen, its trial's pass outputs)` returns, run while the extra distillation seeds train; the
-    search's decision as plain data: every point evaluated, the rule, the chosen rung and its distillation-seed
-    spread). A KdccError (one line, the best score reached) when no candidate keeps the score."""
-    if episodes < 2:
-        raise KdccError(f"--keep-episodes must be at least 2 (got {episodes})")
+                confirm_episodes: int = CONFIRM_EPISODES) -> tuple[dict[str, Any], list]:
+    """(the search's decision as plain data: every point evaluated, the rule, the chosen rung with its selection
+    and confirmation scores, its distillation-seed spread; the chosen trial's pass outputs, which the pipeline
+    records without retraining). A KdccError (one line, the best score reached) when no candidate keeps the
+    score on both sets of seeds."""
+    if episodes < 2 or confirm_episodes < 2:
+        raise KdccError(f"--keep-episodes and --confirm-episodes must be at least 2 (got {episodes}, "
+                        f"{confirm_episodes})")
     first, last = student_span(names)
     rungs = ladders(start, ctx)
     if not rungs:
         get_pass("prune").run(start, ctx)  # raises its own message: the budget is unreachable
     metric = metric or keep_metric(ctx.budget)
     key = f"{metric}.{ctx.budget.scope}"
-    teacher, random_mean = _held_out(ctx, episodes)
+    selection = baseline(ctx.teacher, SELECTION.first(episodes), episodes)
     payload = {"start": start, "names": list(names[first:last + 1]), "ctx": ctx, "episodes": episodes, "key": key}
     trials = open_trials(_trial, payload, workers, ray)
     points: dict[tuple[str, int], dict[str, Any]] = {}
@@ -153,7 +162,7 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
         steps = point.pop("steps")
         if steps is not None:
             built[point["kind"], point["width"]] = steps
-        point.update(paired_score(point.pop("returns"), teacher, random_mean))
+        point.update(selection.score(point.pop("returns")))
         point.update(score=round(point["score"], 4), se=round(point["se"], 4))
         return point
 
@@ -175,30 +184,86 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
                 stderr_console.print(f"[dim]keep: {p['label']}: score {p['score']:.3f} ± {p['se']:.3f}[/dim]")
         return [points[kind, widths[kind][i]]["keeps"] for kind, i in jobs]
 
+    def untried() -> list[tuple[str, int]]:
+        """Rungs not trained yet, cheapest first (where the search steps once the kept ones are refused)."""
+        rest = [(costs[k][i], k, i) for k in costs for i in range(len(costs[k])) if (k, widths[k][i]) not in points]
+        return [(k, i) for _, k, i in sorted(rest)]
+
+    confirmations: list[dict[str, Any]] = []
     try:
         gallop(costs, trials.workers, evaluate)
+        while True:
+            kept = sorted((p for p in points.values() if p["keeps"] and not p.get("refused")),
+                          key=lambda p: (p[key], -p["score"]))
+            if not kept:  # none left that kept on the selection seeds: wider rungs not trained yet, if any
+                refused = max((p[key] for p in points.values() if p.get("refused")), default=math.inf)
+                rest = [(k, i) for k, i in untried() if costs[k][i] > refused]
+                if not rest:
+                    _no_student(list(points.values()), confirmations, fraction, key, z)
+                evaluate(rest[:max(1, trials.workers)])
+                continue
+            best = kept[0]
+            extra = trials.submit([(best["kind"], best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])
+            confirmation = _confirm(ctx, built[best["kind"], best["width"]][-1][0], confirm_episodes)
+            confirmation.update(kind=best["kind"], width=best["width"],
+                                keeps=confirmation["score"] - z * confirmation["se"] >= fraction)
+            confirmations.append(confirmation)
+            if confirmation["keeps"]:
+                break
+            best["refused"] = True
+            extra.result()  # the spread of a refused rung is not reported
+            if not is_quiet():
+                stderr_console.print(f"[dim]keep: {best['label']} misses the bar on the confirmation seeds "
+                                     f"({confirmation['score']:.3f} ± {confirmation['se']:.3f}): the next "
+                                     f"candidate[/dim]")
         evaluated = sorted(points.values(), key=lambda p: (p[key], p["kind"], p["width"]))
         mark_front(evaluated, key, "score")
-        best = choose(evaluated, fraction, metric=key, z=z)
         best["chosen"] = True
-        extra = trials.submit([(best["kind"], best["width"], ctx.seed + s) for s in range(1, EXTRA_SEEDS + 1)])
-        chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": best["score"],
-                  "se": best["se"]}
-        made = then(chosen, built[best["kind"], best["width"]]) if then is not None else None  # as the seeds train
         extra = [scored(p) for p in extra.result()]
     finally:
         trials.close()
     scores = [best["score"]] + [p["score"] for p in extra]
     mean = sum(scores) / len(scores)
     se = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
-    return made, {
-        "fraction": fraction, "z": z, "metric": key, "episodes": episodes,
-        "seeds": [HELD_OUT, HELD_OUT + episodes - 1], "ladder": widths, "workers": trials.workers,
-        "backend": trials.backend, "teacher_return": round(sum(teacher) / episodes, 3),
-        "random_return": round(random_mean, 3), "points": evaluated, "chosen": chosen,
-        "rule": f"score − {z:g}·SE ≥ {fraction:g} on the held-out seeds; the cheapest by {key}",
+    chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": confirmation["score"],
+              "se": confirmation["se"], "seeds": confirmation["seeds"], "episodes": confirm_episodes,
+              "selection": {"score": best["score"], "se": best["se"], "episodes": episodes,
+                            "seeds": selection_seeds(episodes)}}
+    return {
+        "fraction": fraction, "z": z, "metric": key, "episodes": episodes, "seeds": selection_seeds(episodes),
+        "ladder": widths, "workers": trials.workers,
+        "backend": trials.backend, "teacher_return": round(selection.teacher_mean, 3),
+        "random_return": round(selection.random_mean, 3), "points": evaluated, "chosen": chosen,
+        "confirmations": confirmations,
+        "rule": f"score − {z:g}·SE ≥ {fraction:g} on the selection seeds, the cheapest by {key}; then the same "
+                f"on {confirm_episodes} confirmation seeds, else the next candidate",
         "distill_seeds": {"seeds": [ctx.seed + s for s in range(EXTRA_SEEDS + 1)], "scores": scores,
-                          "mean": round(mean, 4), "se": round(se, 4)}}
+                          "mean": round(mean, 4), "se": round(se, 4)}}, built[best["kind"], best["width"]]
+
+
+def _no_student(points: list[dict[str, Any]], confirmations: list[dict[str, Any]], fraction: float, key: str,
+                z: float) -> None:
+    """The one-line error: the best selection score when none kept there, else the best confirmed one."""
+    if not confirmations:
+        choose(points, fraction, metric=key, z=z)  # raises, naming the best score reached
+    best = max(confirmations, key=lambda c: c["score"])
+    raise KdccError(f"--keep {fraction:g}: no student keeps score − {z:g}·SE ≥ {fraction:g} on the confirmation "
+                    f"seeds as well (best: {best['kind']} {best['width']}, {best['score']:.3f} ± {best['se']:.3f} "
+                    f"over {best['episodes']} episodes)")
+
+
+def selection_seeds(episodes: int) -> list[int]:
+    return SELECTION.span(episodes)
+
+
+def _confirm(ctx, program, episodes: int) -> dict[str, Any]:
+    """The student's paired score on `episodes` confirmation seeds (teacher and random there computed once)."""
+    env = make_env(ctx.teacher.spec.env)
+    first = CONFIRMATION.first(episodes)
+    b = baseline(ctx.teacher, first, episodes, env)
+    returns = play(TorchPolicy(program.spec, program.team_module()), env, first, episodes, "keep: confirm")
+    return {**score_returns(returns, b), "teacher_return": round(b.teacher_mean, 3),
+            "random_return": round(b.random_mean, 3)}
 
 
 def keep_decision(search: dict[str, Any]) -> dict[str, Any]:
@@ -208,5 +273,6 @@ def keep_decision(search: dict[str, Any]) -> dict[str, Any]:
     points = [{"kind": p["kind"], "width": p["width"], key: p[key], "score": p["score"], "se": p["se"],
                "keeps": p["keeps"]} for p in search["points"]]
     return {"rule": search["rule"], "episodes": search["episodes"], "seeds": search["seeds"],
+            "confirmations": search["confirmations"],
             "ladder": search["ladder"], "points": points, "chosen": search["chosen"],
             "distill_seeds": search["distill_seeds"]}

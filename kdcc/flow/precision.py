@@ -6,7 +6,7 @@ like a lossy pass, against the fp32 student:
 
 - action agreement: the library replayed along the probe's teacher trajectories (its own hidden state
   carried), greedy actions compared step by step with the fp32 torch student's;
-- normalised score in MPE on the held-out seeds HELD_OUT.. (never used in training), paired with the
+- normalised score on the selection seeds (kdcc.marl.scoring: never used in training), paired with the
   teacher's and the fp32 student's returns on the same seeds: score = (R − R_random)/(R_teacher − R_random),
   and delta = mean(R_p − R_fp32)/(R_teacher − R_random) with its standard error.
 
@@ -34,15 +34,16 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import make_probe
-from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
+from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.marl.scoring import baseline
+from kdcc.marl.seeds import COLLECT, SELECTION
 from kdcc.targets.tvm.precision import PRECISIONS
 
-__all__ = ["PRECISIONS", "AUTO_AGREEMENT", "SCORE_TOLERANCE", "HELD_OUT", "acceptable", "choose_precision",
+__all__ = ["PRECISIONS", "AUTO_AGREEMENT", "SCORE_TOLERANCE", "acceptable", "choose_precision",
            "precision_study"]
 
 AUTO_AGREEMENT = 0.95
 SCORE_TOLERANCE = 0.02
-HELD_OUT = 1000  # first env seed of the held-out episodes (as --keep)
 
 
 def acceptable(point: dict[str, Any]) -> bool:
@@ -132,10 +133,10 @@ def precision_study(result, precisions: Sequence[str], samples, episodes: int, w
     env = make_env(spec.env)
     reference = TorchPolicy(spec, program.team_module().eval())
     probe = make_probe(teacher)
-    teacher_r = run_episodes(env, TorchPolicy.from_modules(teacher.spec, teacher.agent, teacher.mixer, env.avail),
-                             episodes, HELD_OUT).returns
-    random_mean = float(np.mean(run_episodes(env, RandomPolicy(env.avail, HELD_OUT), episodes, HELD_OUT).returns))
-    gap = float(np.mean(teacher_r)) - random_mean  # a teacher no better than random gives no score (None)
+    first = SELECTION.first(episodes)
+    base = baseline(teacher, first, episodes, env)
+    random_mean = base.random_mean
+    gap = base.teacher_mean - random_mean  # a teacher no better than random gives no score (None)
     costs = precision_costs(program, result.profile, precisions)
     points, fp32_r, policies = [], None, []
     for p in ["fp32", *[q for q in precisions if q != "fp32"]]:
@@ -143,7 +144,7 @@ def precision_study(result, precisions: Sequence[str], samples, episodes: int, w
         path = _host_build(program, p, samples, work)
         policy = _Library(path, spec)
         policies.append(policy.policy)
-        returns = run_episodes(env, policy, episodes, HELD_OUT).returns
+        returns = run_episodes(env, policy, episodes, first).returns
         fp32_r = returns if p == "fp32" else fp32_r
         scored = gap > 0
         delta, delta_se = _delta(returns, fp32_r, gap) if scored else (None, None)
@@ -185,7 +186,8 @@ def decide_precision(result, requested: str, episodes: int) -> tuple[dict[str, A
         return None, {}
     dataset = result.ctx.dataset
     if dataset is None:  # no pass trained on teacher data: collect a little for calibration
-        dataset = collect_dataset(result.teacher, result.inputs.teacher_path.name, episodes=4, seed=1)
+        dataset = collect_dataset(result.teacher, result.inputs.teacher_path.name, episodes=4,
+                                  seed=COLLECT.first(4))
     samples = calibration_samples(result.program, dataset, agent_steps(result.program))
     candidates = PRECISIONS if requested == "auto" else ("fp32", requested)
     with tempfile.TemporaryDirectory(prefix="kdcc-precision-") as tmp:

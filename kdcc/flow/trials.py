@@ -34,6 +34,7 @@ _LOCAL: dict[str, Any] = {}  # fn and payload, inherited by forked workers
 
 def _quiet_one_thread() -> None:
     torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)  # as the compile's own process (kdcc.core.numerics)
     set_quiet(True)  # a worker's progress bars would interleave on the terminal
 
 

@@ -1,14 +1,9 @@
 """The decision rule of `--keep FRACTION`: does a student keep the team's score, and which one to take.
 
-Every candidate student and the teacher play the same held-out env seeds (never
-seen in training: 1000 and up), so their returns pair episode by episode. With
-R_rand the uniform random policy's mean on those seeds, the normalised score is
-
-    score = (mean R_S − R_rand) / (mean R_T − R_rand)  = 1 + mean(d) / (mean R_T − R_rand),
-    d_e = R_S,e − R_T,e,   SE = std(d) / √E / (mean R_T − R_rand)
-
-(the paired standard error: seed-to-seed variation that both policies share
-cancels in d). A candidate keeps the score when score − z·SE ≥ FRACTION. With
+Every candidate student and the teacher play the same selection seeds (never
+seen in training, kdcc.marl.scoring), so their returns pair episode by episode;
+the normalised score and its paired standard error SE are kdcc.marl.scoring's.
+A candidate keeps the score when score − z·SE ≥ FRACTION. With
 z = 0 (`kdcc compile`'s default) that is the estimate itself, its SE reported
 beside it; z = 1 (`--keep-z 1`) keeps a candidate only when one standard error
 below its estimate still clears the bar, so noise does not accept a worse
@@ -21,25 +16,11 @@ score reached.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 from kdcc.core.errors import KdccError
 
-__all__ = ["paired_score", "keeps", "choose"]
-
-
-def paired_score(student: Sequence[float], teacher: Sequence[float], random_mean: float) -> dict[str, float]:
-    """{score, se, episodes} of a student's returns against the teacher's on the same seeds."""
-    if len(student) != len(teacher) or len(student) < 2:
-        raise KdccError(f"paired score: need the same seeds, at least 2 (got {len(student)} and {len(teacher)})")
-    gap = sum(teacher) / len(teacher) - random_mean
-    if gap <= 0:
-        raise KdccError(f"paired score: the teacher ({gap + random_mean:.2f}) does not beat random ({random_mean:.2f})")
-    d = [s - t for s, t in zip(student, teacher)]
-    mean = sum(d) / len(d)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
-    return {"score": 1 + mean / gap, "se": sd / math.sqrt(len(d)) / gap, "episodes": len(d)}
+__all__ = ["keeps", "choose"]
 
 
 def keeps(point: dict[str, Any], fraction: float, z: float = 0.0) -> bool:

@@ -17,10 +17,11 @@ from torch import nn
 from kdcc.ir.spec import MarlSpec
 from kdcc.marl.mpe import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.marl.seeds import PROBE
 
 __all__ = ["Probe", "make_probe", "replay", "fidelity"]
 
-PROBE_SEED = 10_000
+PROBE_SEED = PROBE.start  # the probe and certificate episodes own these seeds (kdcc.marl.scoring)
 
 
 @dataclass(frozen=True)

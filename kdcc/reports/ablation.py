@@ -14,6 +14,7 @@ from dataclasses import replace
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.marl.seeds import REPORT
 from kdcc.passes import get_pass
 from kdcc.reports.document import Column, Paragraph, Section, Table, text
 
@@ -29,7 +30,7 @@ _COLUMNS = (Column("label", "variant", align="left"),
             Column("return", "team return", cell=lambda r: f"{r['return']:.2f}"))
 
 
-def ablate_distillation(result, ctx, episodes: int = 20, seed: int = 0,
+def ablate_distillation(result, ctx, episodes: int = 20, seed: int = REPORT.start,
                         title: str = "Ablation of the distillation terms") -> Section:
     """The report section: full loss vs each term removed (probe fidelity, MPE team return)."""
     names = [r.name for r in result.records]
@@ -50,5 +51,6 @@ def ablate_distillation(result, ctx, episodes: int = 20, seed: int = 0,
         label = "full loss" if term is None else f"without {term[2:]} (weight {getattr(used, term)} → 0)"
         rows.append({"label": label, "agreement": fid["action_agreement"], "max_abs_dq": fid["max_abs_dq"],
                      "mean_abs_dq_tot": fid["mean_abs_dq_tot"], "return": run_episodes(env, policy, episodes, seed).mean})
-    note = f"Team return: mean over {episodes} MPE episodes, seeds {seed}–{seed + episodes - 1}."
+    note = (f"Team return: mean over {episodes} MPE episodes, report seeds {seed}–{seed + episodes - 1} (never used "
+            f"in training).")
     return Section(title, (Table(_COLUMNS, tuple(rows), title), Paragraph(text(note))))

@@ -1,9 +1,11 @@
 """The `--keep` search in the reports: every width it scored, the rule, the choice, and the front.
 
 The table is a budget-vs-score table like `--pareto`'s, but its score is the
-paired normalised one the decision used (on the held-out seeds, with its
+paired normalised one the decision used (on the selection seeds, with its
 standard error), so a reader can check the choice by eye: the chosen row is
-the cheapest whose score − z·SE clears the bar.
+the cheapest whose score − z·SE clears the bar there and on the confirmation
+seeds. The student's score — in the text, keep.json and profile.json — is the
+confirmation score, measured on seeds no decision used.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from kdcc.reports.document import Column, Paragraph, Section, Table, text
 
-__all__ = ["KEEP_COLUMNS", "keep_section", "keep_figure"]
+__all__ = ["KEEP_COLUMNS", "keep_section", "keep_figure", "kept_score"]
 
 
 def _columns(key: str) -> tuple[Column, ...]:
@@ -49,16 +51,34 @@ def keep_section(search: dict[str, Any], title: str = "Keep the score (--keep)")
     ladder = "; ".join(f"{_KINDS.get(k, k)} {_span(ws)}" for k, ws in search["ladder"].items())
     rungs = sum(len(ws) for ws in search["ladder"].values())
     note = (f"Rule: {search['rule']}. Score = (student − random) / (teacher − random), mean team return over "
-            f"{search['episodes']} held-out MPE episodes (seeds {lo}–{hi}, never used in training), paired with "
+            f"{search['episodes']} selection episodes (seeds {lo}–{hi}, never used in training), paired with "
             f"the teacher episode by episode (teacher {search['teacher_return']:.2f}, uniform random "
             f"{search['random_return']:.2f}). Candidates within the budget: {ladder}; each kind searched from its "
             f"cheapest width up in doubling steps until one keeps the score, then by bisection, assuming the score "
             f"grows with width, and only below the cheapest student kept so far ({len(search['points'])} of "
             f"{rungs} trained, {search['workers']} at a time, {search.get('backend', 'process')}). Chosen: "
-            f"{c['kind']} {c['width']}, score {c['score']:.3f} ± {c['se']:.3f}. Over distillation seeds "
-            f"{d['seeds']}: {d['mean']:.3f} ± {d['se']:.3f} (mean ± s.e.; "
-            f"{', '.join(f'{s:.3f}' for s in d['scores'])}).")
+            f"{c['kind']} {c['width']}, score {c['score']:.3f} ± {c['se']:.3f} on {c['episodes']} fresh "
+            f"confirmation episodes (seeds {c['seeds'][0]}–{c['seeds'][1]}; it scored "
+            f"{c['selection']['score']:.3f} ± {c['selection']['se']:.3f} on the selection seeds, where it was "
+            f"chosen){_refused(search)}. Over distillation seeds {d['seeds']} (selection seeds): "
+            f"{d['mean']:.3f} ± {d['se']:.3f} (mean ± s.e.; {', '.join(f'{s:.3f}' for s in d['scores'])}).")
     return Section(title, (Table(_columns(search["metric"]), tuple(search["points"]), title), Paragraph(text(note))))
+
+
+def _refused(search: dict[str, Any]) -> str:
+    """The candidates the confirmation turned down before the chosen one, if any."""
+    refused = [c for c in search.get("confirmations", []) if not c["keeps"]]
+    return "".join(f"; {c['kind']} {c['width']} kept on the selection seeds but scored {c['score']:.3f} ± "
+                   f"{c['se']:.3f} on the confirmation seeds, so the search stepped to the next candidate"
+                   for c in refused)
+
+
+def kept_score(search: dict[str, Any]) -> dict[str, Any]:
+    """The chosen student's score as profile.json states it: the confirmation's, the selection's beside it."""
+    c = search["chosen"]
+    return {"normalised": c["score"], "se": c["se"], "episodes": c["episodes"], "seeds": c["seeds"],
+            "measured_on": "confirmation seeds (no training or decision used them)", "selection": c["selection"],
+            "keep": search["fraction"], "rule": search["rule"]}
 
 
 def keep_figure(search: dict[str, Any]):
@@ -81,5 +101,5 @@ def keep_figure(search: dict[str, Any]):
     ax.margins(x=0.15)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(f"--keep search ({search['episodes']} held-out episodes per width)")
+    fig.suptitle(f"--keep search ({search['episodes']} selection episodes per width)")
     return fig

@@ -4,7 +4,7 @@ The passes from prune to distill, and those after it up to fuse-team (batch-agen
 are re-run from the same program (what the pipeline had before prune) under the
 budget scaled by each factor (every limit given × f, or the default FLOP ratio
 ÷ f); each student is costed by the cost model and scored in MPE (mean team
-return over the same seeds as the teacher) and on the probe. When the student
+return over the teacher's report seeds, kdcc.marl.scoring) and on the probe. When the student
 gives each agent its own network, the asked budget is also run with one shared
 network, to show what that bought. Points no other point beats on both the
 budget's metric and return form the Pareto front. A factor whose budget is
@@ -22,6 +22,8 @@ from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.marl.mpe import make_env
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
+from kdcc.marl.scoring import baseline
+from kdcc.marl.seeds import REPORT
 from kdcc.passes import get_pass
 from kdcc.passes.base import Budget
 from kdcc.passes.manager import program_metrics
@@ -93,7 +95,8 @@ def mark_front(points: list[dict[str, Any]], metric: str, score: str = "return")
                                 and (q[metric], q[score]) != (p[metric], p[score]) for q in reached)
 
 
-def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50, seed: int = 0) -> dict[str, Any]:
+def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50,
+                 seed: int = REPORT.start) -> dict[str, Any]:
     """Students at the scaled budgets, the compile's own, and the teacher: costs, returns, the front."""
     names = [r.name for r in result.records]  # run_passes checked: prune, then distill
     first, last = student_span(names)
@@ -118,11 +121,10 @@ def budget_sweep(result, factors: Sequence[float] = FACTORS, episodes: int = 50,
     points.sort(key=lambda p: (p["factor"], p["label"]))
     metric = budget_metric(ctx.budget)
     mark_front(points, metric)
-    teacher = run_episodes(env, TorchPolicy.from_modules(ctx.teacher.spec, ctx.teacher.agent, ctx.teacher.mixer,
-                                                         env.avail), episodes, seed)
+    teacher = baseline(ctx.teacher, REPORT.first(episodes, seed - REPORT.start), episodes, env)
     teacher_m = result.records[0].metrics
     return {"points": points, "episodes": episodes, "seed": seed, "metric": metric,
-            "teacher": {"return": round(teacher.mean, 3), "latency_us": teacher_m["latency_us"],
+            "teacher": {"return": round(teacher.teacher_mean, 3), "latency_us": teacher_m["latency_us"],
                         "flops": teacher_m["flops"]}}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import kdcc
 from kdcc.core.errors import KdccError
+from kdcc.core.numerics import numerics_provenance
 from kdcc.ir.spec import MarlSpec
 from kdcc.targets.profile import TargetProfile
 
@@ -85,6 +86,7 @@ def collaboration_profile(spec: MarlSpec, profile: TargetProfile, libraries: lis
         "format": FORMAT,
         "version": VERSION,
         "kdcc_version": kdcc.__version__,
+        "numerics": numerics_provenance(),  # what decided the trained weights' bits (kdcc/core/numerics.py)
         "target": {"name": profile.name, "description": profile.description, "jetpack": profile.jetpack,
                    "cuda_version": profile.cuda_version, "devices": [d.name for d in profile.devices]},
         "team": {

@@ -22,7 +22,6 @@ JIT-compiles it; otherwise it is a cubin for the exact arch.
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shutil
@@ -33,23 +32,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kdcc.core.errors import KdccError
+from kdcc.core.fileio import CACHE_ENV, cache_dir
 
 __all__ = ["linker_for", "c_compiler", "nvcc_version", "gpu_image_kind", "cuda_compile_callback", "pack_cuda_imports", "CACHE_ENV",
            "cache_dir"]
 
-CACHE_ENV = "KDCC_CACHE_DIR"
 ZIG_TRIPLE = "aarch64-linux-gnu.2.28"
 
 # CUDA release -> PTX ISA version it introduced (NVIDIA's PTX ISA release notes).
 PTX_ISA = {(11, 4): "7.4", (11, 8): "7.8", (12, 0): "8.0", (12, 1): "8.1", (12, 2): "8.2",
            (12, 3): "8.3", (12, 4): "8.4", (12, 5): "8.5", (12, 6): "8.5", (12, 8): "8.7",
            (12, 9): "8.8", (13, 0): "9.0"}
-
-
-def cache_dir() -> Path:
-    """Where kdcc keeps what it makes or fetches once (the zig wrapper, the aarch64 TVM runtime):
-    $KDCC_CACHE_DIR, else ~/.cache/kdcc. Read at each use, so a test can point it elsewhere."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "kdcc")
 
 
 def _zig_wrapper() -> Path:

@@ -3,7 +3,8 @@
 import pytest
 
 from kdcc.core.errors import KdccError
-from kdcc.marl.keep import choose, keeps, paired_score
+from kdcc.marl.keep import choose, keeps
+from kdcc.marl.scoring import paired_score
 
 TEACHER = [-50.0, -60.0, -55.0, -70.0, -52.0, -58.0]
 RANDOM = -80.0
