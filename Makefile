@@ -20,7 +20,7 @@ $(VENV)/.system:
 $(STAMP): pyproject.toml | $(VENV)/.system
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,ray]'
+	$(BIN)/pip install -q -e '.[test,ray,worlds]'
 	touch $@
 
 # The TVM runtime an Orin bundle ships (aarch64, from PyPI's apache-tvm wheel of the installed

@@ -159,7 +159,7 @@ def scores(bundle: Path, students: dict[str, tuple[Path, Path]], episodes: int, 
     from kdcc.api import evaluate, load_policy
     from kdcc.core.progress import set_quiet
     from kdcc.ir.spec import MarlSpec
-    from kdcc.marl.mpe import make_env
+    from kdcc.marl.worlds import make_env
     from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 
     set_quiet(True)

@@ -39,7 +39,7 @@ def _teacher(path: Path, n: int) -> dict:
 
     from kdcc.inputs.teacher import save_teacher
     from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-    from kdcc.marl.mpe import env_dims
+    from kdcc.marl.worlds import env_dims
     from kdcc.marl.qmix import build_agent, build_mixer
 
     env = EnvSpec("simple_spread_v3", {"N": n, "max_cycles": 25})

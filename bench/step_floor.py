@@ -100,7 +100,7 @@ def _executorch(student_pt: Path, inputs, calls: int) -> dict:
 
 def _equal_over_episodes(bundle: Path, episodes: int) -> dict:
     from kdcc.ir.spec import MarlSpec
-    from kdcc.marl.mpe import make_env
+    from kdcc.marl.worlds import make_env
     from kdcc.marl.rollout import run_episodes
     from kdcc.targets.tvm.direct_runtime import DirectPolicy
     from kdcc.targets.tvm.runtime import HostPolicy

@@ -27,7 +27,7 @@ from torch import nn
 
 from kdcc.inputs.teacher import save_teacher
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.qmix import build_agent, build_inputs, build_mixer
 
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from kdcc.inputs.teacher import save_teacher
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.marl.mpe import make_env, with_agent_sizes
+from kdcc.marl.worlds import make_env, with_agent_sizes
 from kdcc.marl.qmix import build_agent, build_inputs, build_mixer
 
 MIXERS = {"qmix": "qmix", "vdn": "vdn", "iql": "none"}  # algorithm -> spec.mixer.kind
@@ -51,7 +51,7 @@ ALGORITHMS = {"qmix": "QMIX", "vdn": "VDN (sum mixer)", "iql": "IQL (no mixer, p
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--out", default="examples/spread_teacher.pt")
-    p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.marl.mpe.SCENARIOS)")
+    p.add_argument("--env", default="simple_spread_v3", help="mpe2 scenario (kdcc.marl.worlds.mpe.SCENARIOS)")
     p.add_argument("--algorithm", choices=sorted(MIXERS), default="qmix",
                    help="qmix: hypernetwork mixer; vdn: Q_tot = sum of chosen Q; iql: no mixer, per-agent TD")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")

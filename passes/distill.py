@@ -34,7 +34,7 @@ from kdcc.core.errors import KdccError
 from kdcc.core.progress import progress_bar
 from kdcc.ir.program import Program
 from kdcc.ir.team import TeamStep
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.qmix import build_inputs
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.marl.seeds import DAGGER

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from kdcc.api import evaluate
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.targets.bundle.integrity import MANIFEST, manifest_bytes
 

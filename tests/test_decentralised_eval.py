@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kdcc.api import evaluate
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import run_episodes
 from kdcc.targets.bundle.agent_policy import open_agent_policies
 from kdcc.targets.bundle.policy import open_bundle_policy

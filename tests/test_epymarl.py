@@ -80,7 +80,7 @@ def test_missing_keys_and_mean_rewards_are_said(tmp_path, capsys):
 @pytest.mark.parametrize("change, message", [
     ({"rnn_hidden_dim": 32}, "rnn_hidden_dim is 32 but agent.th (fc1) says 16"),
     ({"mixer": "vdn"}, "holds weights, but VDN.s mixer is a parameter-free sum"),
-    ({"env_args": {"key": "pz-mpe-simple-tag-v3", "time_limit": 25}}, "not a cooperative mpe2 scenario"),
+    ({"env_args": {"key": "pz-mpe-simple-tag-v3", "time_limit": 25}}, "not a world kdcc plays"),
     ({"obs_agent_id": False}, "does not fit simple_spread_v3"),
 ])
 def test_contradictions_are_one_line_errors(tmp_path, change, message):
@@ -109,7 +109,7 @@ def test_epymarl_speaker_listener_gets_its_padded_observation_state(tmp_path, ca
     assert teacher.spec.obs_sizes == (3, 11) and teacher.spec.action_sizes == (3, 5)
     assert "the agents' padded observations concatenated" in capsys.readouterr().err
     _same_outputs(teacher, agent, mixer, teacher.spec)
-    from kdcc.marl.mpe import make_env
+    from kdcc.marl.worlds import make_env
 
     env = make_env(teacher.spec.env)
     obs, state = env.reset(seed=3)

@@ -17,7 +17,7 @@ from kdcc.cli.app import main
 from kdcc.core.errors import KdccError
 from kdcc.inputs.epymarl import load_model_dir
 from kdcc.ir.spec import AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.qmix import RNNAgent
 from tests.conftest import tiny_spec
 from tests.epymarl_fixture import run_config, write_model_dir

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.targets.bundle.policy import open_bundle_policy
 from tests.conftest import FAST, make_speaker_listener_teacher

@@ -10,7 +10,7 @@ from kdcc.cli.app import main
 from kdcc.core.errors import KdccError
 from kdcc.inputs.dataset import load_dataset
 from kdcc.ir.spec import EnvSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 
 
 def test_team_env_shapes_and_team_reward():

@@ -24,7 +24,7 @@ import numpy as np
 import wire  # beside this script: the datagram layout
 
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import run_episodes
 
 HOST = "127.0.0.1"

@@ -8,7 +8,7 @@ import torch
 from kdcc.core.progress import progress_bar
 from kdcc.inputs.dataset import Dataset
 from kdcc.inputs.teacher import Teacher
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 
 __all__ = ["collect_dataset"]

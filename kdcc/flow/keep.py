@@ -51,7 +51,7 @@ from kdcc.core.errors import KdccError
 from kdcc.core.progress import is_quiet, stderr_console
 from kdcc.flow.trials import open_trials
 from kdcc.marl.keep import choose, keeps
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import TorchPolicy
 from kdcc.marl.scoring import baseline, play, score_returns

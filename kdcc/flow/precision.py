@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kdcc.core.errors import KdccError
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import make_probe
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.marl.scoring import baseline

@@ -16,7 +16,9 @@ hold is recovered from the tensors and the environment:
     n_agents        hyper_w_1's last layer [E·n, ...] / E
     hypernetwork    hyper_w_1.0/.2 (2 layers, width hypernet_embed) or hyper_w_1 (1 layer)
     obs size        input - A·obs_last_action - n·obs_agent_id
-    scenario        env_args.key "pz-mpe-simple-spread-v3" -> mpe2 "simple_spread_v3"
+    scenario        env_args.key "pz-mpe-simple-spread-v3" -> mpe2 "simple_spread_v3"; a gymma key
+                    ("rware:rware-tiny-2ag-v2", "lbforaging:Foraging-8x8-2p-3f-v3") is the world's
+                    id as it is, env_args.time_limit its episode length
 
 and then checked against the mpe2 scenario's own sizes. Anything that had to be
 assumed is a note (printed once on stderr, kept in the provenance); anything
@@ -39,7 +41,9 @@ from kdcc.core.fileio import read_json_object
 from kdcc.inputs.epymarl_algorithms import CRITIC, detect_algorithm, part_notes
 from kdcc.inputs.teacher import Teacher, teacher_from_blob
 from kdcc.ir.spec import ALGORITHMS, AgentSpec, EnvSpec, MarlSpec, MixerSpec
-from kdcc.marl.mpe import SCENARIOS, env_dims
+from kdcc.marl.worlds import KNOWN_WORLDS, env_dims
+from kdcc.marl.worlds.gymma import is_gymma_world
+from kdcc.marl.worlds.mpe import SCENARIOS
 
 __all__ = ["is_model_dir", "find_checkpoint", "find_config", "model_dir_files", "load_model_dir",
            "env_id_for_key"]
@@ -99,7 +103,8 @@ def env_id_for_key(key: str) -> str:
             env_id = key[len(prefix):].replace("-", "_")
             if env_id in SCENARIOS:
                 return env_id
-    raise KdccError(f"env_args.key {key!r} is not a cooperative mpe2 scenario kdcc supports (known: {known})")
+    raise KdccError(f"env_args.key {key!r} is not a world kdcc plays (known: {known}, or a gymma key such as "
+                    f"rware:rware-tiny-2ag-v2 or lbforaging:Foraging-8x8-2p-3f-v3; worlds: {KNOWN_WORLDS})")
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -189,10 +194,16 @@ def _env_spec(cfg: dict, cfg_path: Path, n_agents: int | None, notes: list[str],
     if not key:
         raise KdccError(f"{cfg_path}: env_args.key is missing (env {cfg.get('env')!r}): kdcc runs the mpe2 "
                         "scenarios EPyMARL names pz-mpe-<scenario>")
-    env_id = env_id_for_key(str(key))
     if env_args.get("pretrained_wrapper"):
         raise KdccError(f"{cfg_path}: env_args.pretrained_wrapper {env_args['pretrained_wrapper']!r} "
                         "(pretrained opponents) is not supported in kdcc's cooperative scenarios")
+    if is_gymma_world(str(key)):  # RWARE, LBF: EPyMARL's gymma wrapper, its key kept as the world's id
+        limit = env_args.get("time_limit")
+        if limit is None:
+            notes.append(f"config has no env_args.time_limit: episodes last as long as {key} lets them")
+            return EnvSpec(str(key), {})
+        return EnvSpec(str(key), {"time_limit": _count(limit, "env_args.time_limit", cfg_path, 10**9)})
+    env_id = env_id_for_key(str(key))
     ignored = {"key", "time_limit", "pretrained_wrapper", "seed", "common_reward", "reward_scalarisation",
                "max_episode_steps"}
     kwargs = {k: v for k, v in env_args.items() if k not in ignored}

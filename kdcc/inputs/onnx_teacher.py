@@ -32,7 +32,7 @@ from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_bytes, read_json_object
 from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec, check_claimed_sizes
-from kdcc.marl.mpe import SCENARIOS
+from kdcc.marl.worlds import check_world
 
 __all__ = ["FORMAT", "OnnxModule", "is_onnx_teacher", "onnx_teacher_files", "load_onnx_teacher",
            "export_onnx_teacher"]
@@ -131,9 +131,10 @@ def _read_spec(path: Path) -> tuple[MarlSpec, dict[str, Any]]:
         spec = MarlSpec.from_dict(raw)
     except (KeyError, TypeError, ValueError) as e:
         raise KdccError(f"{path}: invalid spec ({e})") from None
-    if spec.env.id not in SCENARIOS:
-        known = ", ".join(sorted(SCENARIOS))
-        raise KdccError(f"{path}: spec names unknown environment {spec.env.id!r} (known: {known})")
+    try:
+        check_world(spec.env.id)
+    except KdccError as e:
+        raise KdccError(f"{path}: spec names {e}") from None
     return spec, provenance
 
 

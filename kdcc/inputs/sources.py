@@ -41,7 +41,7 @@ def load_teacher_source(path: str | Path, config: str | Path | None = None) -> T
     """The teacher, its spec completed with each agent's own sizes when the scenario's agents differ."""
     from dataclasses import replace
 
-    from kdcc.marl.mpe import with_agent_sizes
+    from kdcc.marl.worlds import with_agent_sizes
 
     teacher = _load(path, config)
     try:

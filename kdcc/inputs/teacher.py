@@ -27,7 +27,7 @@ from torch import nn
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_bytes
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import SCENARIOS
+from kdcc.marl.worlds import check_world
 from kdcc.marl.qmix import build_agent, build_mixer
 
 __all__ = ["FORMAT", "VERSION", "Teacher", "load_teacher", "save_teacher", "teacher_from_blob"]
@@ -148,8 +148,10 @@ def teacher_from_blob(name: str, blob: dict) -> Teacher:
         spec = MarlSpec.from_dict(blob["spec"])
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(name, f"invalid spec ({e})") from None
-    if spec.env.id not in SCENARIOS:
-        raise _fail(name, f"spec names unknown environment {spec.env.id!r} (known: {', '.join(sorted(SCENARIOS))})")
+    try:
+        check_world(spec.env.id)
+    except KdccError as e:
+        raise _fail(name, f"spec names {e}") from None
     shapes = _shapes_of(name, spec)
     _check_state(name, "agent", shapes[0], blob.get("agent"))
     mixer_state = blob.get("mixer", {} if spec.sums else None)

@@ -28,7 +28,7 @@ from kdcc.ir.roles import role_of, team_roles
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import agent_inputs
 from kdcc.marl.agents import AgentPolicy, DecentralisedPolicy
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import PROBE_SEED
 from kdcc.marl.rollout import run_episodes
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.marl.seeds import PROBE
 

@@ -16,7 +16,7 @@ import torch
 
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import TeamStep
-from kdcc.marl.mpe import TeamEnv
+from kdcc.marl.worlds.base import World
 
 __all__ = ["Policy", "TorchPolicy", "RandomPolicy", "run_episodes", "EpisodeStats"]
 
@@ -81,7 +81,7 @@ class EpisodeStats:
 StepHook = Callable[[int, int, dict], None]
 
 
-def run_episodes(env: TeamEnv, policy: Policy, episodes: int, seed: int, *, epsilon: float = 0.0,
+def run_episodes(env: World, policy: Policy, episodes: int, seed: int, *, epsilon: float = 0.0,
                  on_step: StepHook | None = None, on_episode: Callable[[int], None] | None = None) -> EpisodeStats:
     """Run `episodes` episodes (env seeds seed, seed+1, ...); ε-random actions when epsilon > 0."""
     explore = np.random.default_rng(seed + 7919)

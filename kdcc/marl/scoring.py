@@ -33,7 +33,7 @@ import numpy as np
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import atomic_write_bytes, cache_dir, npz_bytes
 from kdcc.core.progress import progress_bar
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 
 __all__ = ["Baseline", "paired_score", "play", "baseline", "score_returns", "teacher_digest"]
@@ -104,7 +104,7 @@ def _code_version() -> str:
             parts.append(f"{package}={version(package)}")
         except PackageNotFoundError:
             parts.append(f"{package}=-")
-    for module in ("kdcc.marl.rollout", "kdcc.marl.mpe", "kdcc.marl.qmix", "kdcc.ir.team", "kdcc.marl.scoring"):
+    for module in ("kdcc.marl.rollout", "kdcc.marl.worlds.base", "kdcc.marl.worlds.mpe", "kdcc.marl.worlds.gymma", "kdcc.marl.worlds.vmas", "kdcc.marl.qmix", "kdcc.ir.team", "kdcc.marl.scoring"):
         parts.append(hashlib.sha256(Path(import_module(module).__file__).read_bytes()).hexdigest())
     return ";".join(parts)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.marl.seeds import REPORT

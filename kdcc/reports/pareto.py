@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from kdcc.core.errors import KdccError
 from kdcc.core.progress import is_quiet, stderr_console
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import fidelity, make_probe, replay
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.marl.scoring import baseline

@@ -21,7 +21,7 @@ import pytest
 from kdcc.api import evaluate
 from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import run_episodes
 from kdcc.passes import Budget
 from kdcc.targets.bundle.policy import open_bundle_policy

@@ -10,7 +10,7 @@ from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions
 from kdcc.ir.roles import team_roles
 from kdcc.marl.agents import DecentralisedPolicy, agent_steps
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import TorchPolicy, run_episodes
 from kdcc.passes import Budget
 from tests.conftest import FAST, make_speaker_listener_teacher, make_tiny_teacher

@@ -12,7 +12,8 @@ from kdcc.flow.compile import compile_teacher
 from kdcc.flow.driver import CompileOptions
 from kdcc.inputs.teacher import load_teacher
 from kdcc.marl import scoring
-from kdcc.marl.mpe import TeamEnv, make_env
+from kdcc.marl.worlds import make_env
+from kdcc.marl.worlds.mpe import TeamEnv
 from kdcc.marl.rollout import RandomPolicy, TorchPolicy, run_episodes
 from kdcc.marl.seeds import COLLECT, CONFIRMATION, DAGGER, PROBE, SEED_RANGES, SELECTION
 from kdcc.passes import Budget

@@ -19,7 +19,7 @@ import pytest
 from kdcc.ir.agent_step import agent_example_inputs
 from kdcc.ir.roles import team_roles
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import run_episodes
 from kdcc.targets.tvm.direct_runtime import DirectAgent, DirectPolicy
 from kdcc.targets.tvm.runtime import HostAgent, HostPolicy
