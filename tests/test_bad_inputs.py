@@ -35,6 +35,7 @@ import pytest
 import torch
 
 from kdcc.core.fileio import atomic_write_bytes, atomic_write_tree, npz_bytes
+from kdcc.targets.bundle.integrity import manifest_bytes
 from tests._forked_cli import ForkedCli
 from tests.conftest import make_tiny_teacher
 
@@ -42,8 +43,13 @@ SMALL = ("--opt distill.steps=20 --opt distill.dagger_every=0 --opt approximate-
          "--keep off")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}
 CLI = ("-m", "kdcc.cli.app")
-OLD_BUNDLE = {"report.md": b"old report\n", "lib/libstudent.so": b"\x7fELF old library",
+_OLD_FILES = {"report.md": b"old report\n", "lib/libstudent.so": b"\x7fELF old library",
               "record/manifest.json": b"{}\n"}
+# kdcc's own earlier outputs (--force replaces only those, kdcc/core/outputs.py): a tagged manifest listing every file,
+# and a record's manifest naming its passes
+OLD_BUNDLE = {**_OLD_FILES, "manifest.json": manifest_bytes(_OLD_FILES)}
+OLD_RECORD = {"manifest.json": b'{"passes": ["import"], "versions": {"kdcc": "0.1.0"}}\n',
+              "00_import/program.txt": b"old program\n"}
 
 # Replaces a late pass (fold-constants, after distillation) with one that fails, then runs the CLI:
 # `python -c FAIL_LATE error|crash compile ...`.
@@ -313,7 +319,7 @@ OUTPUTS = {
 }
 for key, (argv, name, problem, seed) in OUTPUTS.items():
     if key == "existing-record":
-        seed = tuple((f"REC/{k}", v) for k, v in OLD_BUNDLE.items())
+        seed = tuple((f"REC/{k}", v) for k, v in OLD_RECORD.items())
     CASES[f"output-{key}"] = Case(argv, name, problem, seed)
 
 CASES["check-missing-record"] = Case(f"check {IN}/nothere --against {IN}/nothere2", "nothere", "no such directory")
@@ -339,7 +345,7 @@ FORCED = _compile(T, "-q --force")
 CASES["halfway-error-fresh"] = Case(_compile(T, "-q"), "fold-constants", "simulated failure",
                                     runner=("-c", FAIL_LATE, "error"))
 CASES["halfway-error-existing"] = Case(FORCED, "fold-constants", "simulated failure",
-                                       OLD + tuple((f"REC/{k}", v) for k, v in OLD_BUNDLE.items()),
+                                       OLD + tuple((f"REC/{k}", v) for k, v in OLD_RECORD.items()),
                                        runner=("-c", FAIL_LATE, "error"))
 CASES["halfway-crash-existing"] = Case(FORCED, "fold-constants", "simulated failure", OLD,
                                        runner=("-c", FAIL_LATE, "crash"), rc=1)

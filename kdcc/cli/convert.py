@@ -26,7 +26,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("--config", help="the run's sacred config.json (default: config.json beside the checkpoint)")
     p.add_argument("-o", "--out", required=True, help="teacher file (.pt) or, with --to onnx, a directory")
     p.add_argument("--to", choices=["pt", "onnx"], help="output kind (default: pt when OUT ends in .pt)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty ONNX output directory")
+    p.add_argument("--force", action="store_true", help="write over an ONNX teacher directory kdcc exported before")
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kdcc.core.errors import KdccError
 from kdcc.core.fileio import check_writable
+from kdcc.core.outputs import check_output_dir
 from kdcc.inputs.sources import has_torch_weights, load_teacher_source
 
 __all__ = ["convert_teacher"]
@@ -23,10 +24,8 @@ def convert_teacher(src: str | Path, out: str | Path, *, config: str | Path | No
     fmt = to or ("pt" if out.suffix == ".pt" else None)
     if fmt not in ("pt", "onnx"):
         raise KdccError(f"-o {out}: say --to pt or --to onnx (or name a .pt file)")
-    if fmt == "onnx":
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
-            raise KdccError(f"{out}: exists and is not an empty directory (use --force to write into it)")
-        check_writable(out, is_file=False)
+    if fmt == "onnx":  # --force writes over an ONNX teacher kdcc exported, never over the user's files
+        check_output_dir(out, force=force, kinds=("onnx-teacher",), others={"the teacher": src, "--config": config})
     else:
         check_writable(out)
     teacher = load_teacher_source(src, config)
