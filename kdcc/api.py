@@ -14,7 +14,7 @@ from kdcc.flow.driver import CompileOptions
 from kdcc.inputs.dataset import Dataset, save_dataset
 from kdcc.inputs.teacher import Teacher
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.mpe import make_env
+from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import Policy, RandomPolicy, TorchPolicy
 from kdcc.marl.scoring import play
 from kdcc.marl.seeds import COLLECT

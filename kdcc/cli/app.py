@@ -1,6 +1,7 @@
 """`kdcc` command line: one thin module per command, each a layer over `kdcc.api`.
 
-Every KdccError becomes one line on stderr and exit status 2; heavy imports
+Every KdccError becomes one line on stderr and exit status 2; anything unexpected (a bug in
+kdcc or a library it uses) one line and exit status 1, its traceback with -v. Heavy imports
 (torch, TVM) happen inside the commands so `kdcc --help` stays fast.
 """
 
@@ -111,6 +112,18 @@ def _first_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as e:  # not bad input, memory or the system (answered in _run): a bug
+        if args.verbose:
+            raise
+        print(f"kdcc {args.command}: internal error: {_first_line(e)} (a bug in kdcc or a library it uses; "
+              "run again with -v for the traceback and please report it)", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with what the user can act on as one line: bad input, out of memory, a refusing system."""
     import warnings
 
     # torch.export's own deprecation noise, raised while lowering to TVM: not the user's concern

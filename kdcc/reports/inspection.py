@@ -124,7 +124,17 @@ def _bundle(root: Path) -> dict[str, Any]:
             "summary": _spec_summary(spec) if spec else {}, "sizes": sizes,
             "reports": [n for n in ("report.md", "report.html") if (root / n).is_file()],
             "record": (root / "record" / "manifest.json").is_file(),
-            "roles": [_role(r) for r in doc.get("robots", []) if isinstance(r, dict)], "trust": _trust(root)}
+            "roles": [_role(r) for r in doc.get("robots", []) if isinstance(r, dict)], "trust": _trust(root),
+            "schedule_fallbacks": _schedule_fallbacks(doc)}
+
+
+def _schedule_fallbacks(doc: dict[str, Any]) -> list[str]:
+    """Each kernel that fell back to TVM's default schedule, far slower than kdcc's, as `library: kernel (why)`:
+    profile.json's `schedule.fallbacks` of the team step's libraries and of each role's."""
+    libraries = list(doc.get("libraries", []))
+    libraries += [lib for r in doc.get("robots", []) if isinstance(r, dict) for lib in r.get("libraries", {}).values()]
+    return [f"{lib['path']}: {f['kernel']} ({f['reason']})"
+            for lib in libraries if "schedule" in lib for f in lib["schedule"].get("fallbacks", [])]
 
 
 def _role(robot: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +287,8 @@ def render_inspect(info: dict[str, Any]) -> str:
         if f:
             pairs.append(("fidelity", f"agreement {f.get('action_agreement', 0):.3f}, "
                                       f"max|ΔQ| {f.get('max_abs_dq', 0):.3g}"))
+        if info["schedule_fallbacks"]:
+            pairs.append(("schedule fallbacks", info["schedule_fallbacks"]))
         pairs += [("pipeline", info["pipeline"]), ("reports", info["reports"]),
                   ("sizes (bytes)", info["sizes"]), ("integrity", info["trust"]["integrity"]),
                   ("signature", info["trust"]["signature"])]

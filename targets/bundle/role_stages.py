@@ -86,7 +86,7 @@ def build_step_libraries(b, name: str, module: nn.Module, sig, inputs: list[tupl
         b.files[rel] = data
         built[device.name] = lib
         libraries[device.name] = {"path": rel, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                                  "direct": add_direct(b, lib, name)}
+                                  "direct": add_direct(b, lib, name), **lib.schedule_record()}
     host = _host_library(b, relax_mod, name, built)
     verification = (verify_step(module, sig, onnx, host.path, inputs) if b.precision == "fp32"
                     else check_precision(module, sig, onnx, host.path, samples, b.precision))

@@ -14,6 +14,11 @@ Traps this module owns:
   is newer than the CUDA of the target's JetPack (a newer cubin fails there with
   CUDA_ERROR_INVALID_IMAGE).
 - Builds happen in a fixed-name work dir so no random temp path reaches the library bytes.
+- A kdcc schedule that fails on a kernel leaves it to TVM's default schedule (for a GEMM ~40-50x slower):
+  never silently, `BuiltLibrary.fallbacks` names each such kernel and why, and profile.json carries it.
+- Only what the user chose is reported as bad input (one line, exit 2): a tvm_target TVM rejects, a
+  linker that refuses the library. Any other failure in TVM's pipeline is a bug in kdcc or TVM and
+  propagates as it is (`kdcc -v` shows its traceback).
 
 Running a built library from Python is `runtime.HostPolicy`.
 """
@@ -35,7 +40,7 @@ from kdcc.core.errors import KdccError
 from kdcc.targets.profile import DeviceProfile, TargetProfile
 from kdcc.targets.tvm import toolchain
 
-__all__ = ["BuiltLibrary", "resolve_target", "device_arch", "tvm_target", "build_library"]
+__all__ = ["BuiltLibrary", "schedule_fallbacks", "resolve_target", "device_arch", "tvm_target", "build_library"]
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,30 @@ class BuiltLibrary:
     linker: str
     seconds: float
     gpu: dict[str, str] = field(default_factory=dict)  # image kind, PTX ISA, nvcc/CUDA versions
+    fallbacks: dict[str, str] = field(default_factory=dict)  # kernel -> why kdcc's schedule failed on it
     lowered: Any = field(default=None, repr=False, compare=False)  # the module after the pipeline (VM-free build)
 
     def record(self, root: Path) -> dict[str, Any]:
         """JSON-able description with the path relative to `root`."""
         return {"device": self.device, "kind": self.kind, "arch": self.arch,
                 "path": self.path.relative_to(root).as_posix(), "tvm_target": self.target,
-                "linker": self.linker, **({"gpu": self.gpu} if self.gpu else {})}
+                "linker": self.linker, **({"gpu": self.gpu} if self.gpu else {}), **self.schedule_record()}
+
+    def schedule_record(self) -> dict[str, Any]:
+        """profile.json's `"schedule"` entry, present only when kernels fell back to TVM's default schedule."""
+        if not self.fallbacks:
+            return {}
+        return {"schedule": {"fallbacks": [{"kernel": k, "reason": why} for k, why in sorted(self.fallbacks.items())]}}
+
+
+def schedule_fallbacks(lowered) -> dict[str, str]:
+    """Kernel name -> why kdcc's schedule failed on it, for the PrimFuncs `schedules.fell_back` marked."""
+    from tvm import tirx
+
+    from kdcc.targets.tvm.schedules import FALLBACK_ATTR
+
+    return {gv.name_hint: str(f.attrs[FALLBACK_ATTR]) for gv, f in lowered.functions.items()
+            if isinstance(f, tirx.PrimFunc) and f.attrs is not None and FALLBACK_ATTR in f.attrs}
 
 
 def _resolve_cpu(target: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +144,8 @@ def tvm_target(device: DeviceProfile, profile: TargetProfile):
     target_dict = resolve_target(device)
     try:
         target = tvm.target.Target(target_dict)
-    except Exception as e:  # TVM rejects bad targets with assorted error types
-        raise KdccError(f"target {profile.name} [device {device.name}]: TVM rejects tvm_target {target_dict} ({e})") from None
+    except (ValueError, TypeError) as e:  # the profile's: an unknown kind or option, a value of the wrong type
+        raise KdccError(f"target {profile.name} [device {device.name}]: TVM rejects tvm_target {target_dict} ({e})") from e
     if target.host is None:  # TVM would put the VM's host code on this machine's CPU
         host = {k: v for k, v in target_dict.items() if k != "host"} if target.kind.name == "llvm" else {"kind": "llvm"}
         target = tvm.target.Target(target_dict, host=host)
@@ -155,15 +177,10 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         from kdcc.targets.tvm.schedules import cpu_pipeline
 
         pipeline = cpu_pipeline(target, database=database)
-    try:
-        with hook, _filtered_native_stderr():
-            with target:
-                lowered = pipeline(relax_mod)
-            exe = relax.build(lowered, target, relax_pipeline=tvm.transform.Sequential([]), exec_mode="compiled")
-    except KdccError:
-        raise
-    except Exception as e:  # TVM's pipeline raises assorted error types
-        raise KdccError(f"{where}: TVM build failed ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    with hook, _filtered_native_stderr():  # kdcc's own graph: a failure here is a bug, not bad input
+        with target:
+            lowered = pipeline(relax_mod)
+        exe = relax.build(lowered, target, relax_pipeline=tvm.transform.Sequential([]), exec_mode="compiled")
     linker, fcompile = toolchain.linker_for(arch, where)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -172,12 +189,12 @@ def build_library(relax_mod, device: DeviceProfile, profile: TargetProfile, out_
         # -g0 and the prefix map keep the work dir's path out of the library (byte-identical builds)
         exe.export_library(str(out_path), fcompile=fcompile, workspace_dir=str(workdir),
                            options=["-g0", f"-ffile-prefix-map={workdir}=."], **extra)
-    except KdccError:
-        raise
-    except Exception as e:
+    except RuntimeError as e:
+        if not str(e).startswith("Compilation error"):  # tvm.support.cc's word for a linker that exited non-zero
+            raise
         detail = " ".join(str(e).split())[:400]
-        raise KdccError(f"{where}: linking {out_path.name} with {linker} failed ({detail})") from None
+        raise KdccError(f"{where}: linking {out_path.name} with {linker} failed ({detail})") from e
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return BuiltLibrary(device.name, device.kind, arch, out_path, target_dict, linker,
-                        time.perf_counter() - started, gpu, lowered)
+                        time.perf_counter() - started, gpu, schedule_fallbacks(lowered), lowered)

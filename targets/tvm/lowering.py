@@ -19,6 +19,11 @@ Stages, in order:
    onnxsim, written atomically, deterministic bytes.
 
 TVM is imported inside the functions that need it, so `kdcc --help` stays fast.
+
+What becomes a one-line KdccError is what the module itself asks for and the tools refuse: control flow
+on traced values (torch.fx), a graph torch.export will not capture, an op TVM's importer does not
+support; each chains the original exception (`kdcc -v` shows it). Anything else is a bug in kdcc or a
+library, and propagates as it is.
 """
 
 from __future__ import annotations
@@ -114,8 +119,8 @@ def decompose_recurrent(module: nn.Module) -> fx.GraphModule:
     else:
         try:
             gm = fx.symbolic_trace(module)
-        except Exception as e:  # tracing errors come in many types; report them as one line
-            raise KdccError(f"lowering: cannot trace {type(module).__name__} with torch.fx ({e})") from None
+        except fx.proxy.TraceError as e:  # the forward branches on (or iterates) a traced tensor
+            raise KdccError(f"lowering: cannot trace {type(module).__name__} with torch.fx ({_first_line(e)})") from e
     graph = gm.graph
     for node in list(graph.nodes):
         with graph.inserting_before(node):
@@ -130,12 +135,21 @@ def decompose_recurrent(module: nn.Module) -> fx.GraphModule:
     return fx.GraphModule(gm, graph, class_name=type(module).__name__)
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _exported(module: nn.Module, sig: Signature) -> torch.export.ExportedProgram:
+    from torch._dynamo.exc import Unsupported, UserError
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
     gm = decompose_recurrent(module).eval()
     try:
         return torch.export.export(gm, sig.example_inputs, strict=False)
-    except Exception as e:  # torch.export raises many error types; one line for the CLI
-        raise KdccError(f"lowering: torch.export of the {sig.what} failed ({type(e).__name__}: {e})") from None
+    except (UserError, Unsupported, GuardOnDataDependentSymNode) as e:  # what export refuses to capture
+        raise KdccError(f"lowering: torch.export of the {sig.what} failed ({type(e).__name__}: "
+                        f"{_first_line(e)})") from e
 
 
 class _PackedOutputs(nn.Module):
@@ -185,8 +199,10 @@ def _import(module: nn.Module, sig: Signature):
         program = _exported(module, sig)
     try:
         return from_exported_program(program)
-    except Exception as e:  # unsupported ops surface as assorted TVM errors
-        raise KdccError(f"lowering: TVM cannot import the {sig.what} ({type(e).__name__}: {e})") from None
+    except (NotImplementedError, AssertionError) as e:  # how TVM's importer says it lacks an op or a form of one
+        if isinstance(e, AssertionError) and "supported" not in str(e):  # not "Unsupported function types [...]"
+            raise
+        raise KdccError(f"lowering: TVM cannot import the {sig.what} ({type(e).__name__}: {_first_line(e)})") from e
 
 
 def to_relax(module: nn.Module, spec: MarlSpec | Signature):

@@ -64,6 +64,7 @@ def _cli(argv: list[str]) -> None:
         rc = main(argv)
     assert rc in (0, 1, 2), (argv, rc)
     assert rc != 2 or len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
+    assert "internal error" not in err.getvalue(), (argv, err.getvalue())  # exit 1 is a verdict here, never a crash
 
 
 def _read_all(root: Path, pub: Path) -> None:

@@ -8,20 +8,16 @@ default leaves each block its own scalar loop nest and its intermediates in memo
 
 from __future__ import annotations
 
-import logging
-
-from kdcc.targets.tvm.schedules.blocks import SCHEDULED_ATTR, is_spatial, top_blocks
+from kdcc.targets.tvm.schedules.blocks import SCHEDULED_ATTR, fell_back, is_spatial, top_blocks
 
 __all__ = ["schedule_elementwise"]
-
-log = logging.getLogger(__name__)
 
 
 def schedule_elementwise(func, lanes: int):
     """`func` with its spatial blocks inlined into the one output block, the last dim vectorized.
 
     None when the function has a reduction, or more than one block is left after inlining
-    the blocks that write no function output.
+    the blocks that write no function output; `func` marked by `fell_back` when the schedule failed on it.
     """
     from tvm import s_tir
 
@@ -54,7 +50,6 @@ def schedule_elementwise(func, lanes: int):
         # off (loop_partition) or unrolling the rows ran no faster and compiled 2-5x slower.
         _, v = sch.split(j, [None, lanes])
         sch.vectorize(v)
-    except Exception as e:  # noqa: BLE001 - keep TVM's default lowering
-        log.debug("kdcc elementwise schedule skipped a function: %s", str(e).splitlines()[0] if str(e) else e)
-        return None
+    except Exception as e:  # noqa: BLE001 - keep TVM's default lowering, recorded
+        return fell_back(func, "elementwise", e)
     return sch.mod["main"].with_attr(SCHEDULED_ATTR, "elementwise")

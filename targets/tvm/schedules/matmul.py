@@ -30,13 +30,9 @@ default build, so the matmuls agree with it up to rounding.
 
 from __future__ import annotations
 
-import logging
-
-from kdcc.targets.tvm.schedules.blocks import SCHEDULED_ATTR, is_spatial, top_blocks
+from kdcc.targets.tvm.schedules.blocks import SCHEDULED_ATTR, fell_back, is_spatial, top_blocks
 
 __all__ = ["schedule_matmul"]
-
-log = logging.getLogger(__name__)
 
 _PREPROC = "meta_schedule.layout_rewrite_preproc"  # block annotation SplitLayoutRewritePreproc reads
 _ACC_VECTORS = 12  # accumulator vector registers per tile (AVX-512 and NEON have 32)
@@ -153,7 +149,8 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
 
 
 def schedule_matmul(func, lanes: int, constant_params: frozenset[int] = frozenset()):
-    """`func` scheduled as a matmul (module docstring), or None when it is not one kdcc knows.
+    """`func` scheduled as a matmul (module docstring), None when it is not one kdcc knows, or `func`
+    marked by `fell_back` when it is one and the schedule failed on it.
 
     `constant_params`: indices of the parameters that are Relax constants at every call site
     (weights); only those are padded through a layout-rewrite block.
@@ -176,9 +173,8 @@ def schedule_matmul(func, lanes: int, constant_params: frozenset[int] = frozense
         return None
     try:
         _schedule_matmul(sch, mm_rv, mm, lanes, constant_params)
-    except Exception as e:  # noqa: BLE001 - a shape this schedule cannot handle: TVM's default
-        log.debug("kdcc matmul schedule skipped a function: %s", str(e).splitlines()[0] if str(e) else e)
-        return None
+    except Exception as e:  # noqa: BLE001 - a shape this schedule cannot handle: TVM's default, recorded
+        return fell_back(func, "matmul", e)
     return sch.mod["main"].with_attr(SCHEDULED_ATTR, "matmul")
 
 

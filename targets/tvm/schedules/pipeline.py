@@ -10,7 +10,8 @@ FoldConstant, FuseOps, FuseTIR, dataflow lowering, finalize) with two changes:
 2. `KdccCpuSchedule` after FuseTIR gives each PrimFunc kdcc's matmul schedule (`matmul.py`)
    or, failing that, its elementwise schedule (`elementwise.py`). Anything else (argmax,
    gathers, N = 1 dot products, a function neither matches) keeps TVM's default lowering;
-   a schedule that fails on a function leaves it as it was. Then the weight layout
+   a schedule that fails on a function leaves it as it was, marked with why (`blocks.fell_back`:
+   the built library's record lists it, as TVM's default is far slower). Then the weight layout
    rewrites the matmul schedule asks for are split out and folded into the constants.
 3. Given a MetaSchedule tuning database (`kdcc compile --tune N`, `kdcc.targets.tvm.tune`), its
    records are applied before (2), so a tuned kernel keeps its tuned schedule and kdcc's
