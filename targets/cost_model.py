@@ -12,6 +12,16 @@ The call overhead (runtime dispatch, synchronisation, input/output copies) is pa
 once per step and reported apart from the nodes, so node costs plus `call` make
 the total.
 
+The overheads are those of what runs. On a CPU a robot — and the team step's C
+API — runs the VM-free library (kdcc's plan of the lowered step as plain C:
+one function call, kernels called directly), whose overheads are a profile's
+`direct_call_overhead_us` / `direct_kernel_overhead_us`; a GPU (and a CPU
+profile without them) runs the Relax VM, `call_overhead_us` /
+`kernel_overhead_us`. Pricing a robot's step as the VM's made every `--keep`
+candidate cost within 0.2% of the others (the VM's fixed cost dwarfed the
+arithmetic), so "cheapest" was decided by noise. `runtime="vm"` asks for the
+VM's price where the VM is what is timed (calibration, `HostPolicy`).
+
 Fusion rule. TVM's default Relax pipeline (FuseOps, FuseTIR) fuses elementwise
 operators into the kernel of their producer, so the model does the same on the
 unfused graph: an `elementwise` node that comes after a kernel-launching node,
@@ -86,6 +96,7 @@ class Estimate:
 
     device: str
     precision: str
+    runtime: str  # "direct" (the VM-free library) or "vm" (the Relax VM): whose overheads are priced
     nodes: tuple[NodeCost, ...]
     call: Cost  # the device's per-step call overhead (latency and static energy)
     total: Cost
@@ -106,21 +117,41 @@ class Estimate:
         raise KeyError(name)
 
 
-def _node_cost(flops: int, nbytes: int, launches: bool, device: DeviceProfile, peak_gflops: float) -> Cost:
+def runs_direct(device: DeviceProfile, runtime: str | None = None) -> bool:
+    """Whether a step on `device` is priced as the VM-free library's (CPU devices whose profile gives its
+    overheads) rather than the Relax VM's; `runtime` ("direct" / "vm") forces one where it exists."""
+    has_direct = device.kind == "cpu" and device.direct_call_overhead_us is not None
+    if runtime not in (None, "direct", "vm"):
+        raise ValueError(f"runtime must be 'direct' or 'vm', got {runtime!r}")
+    return has_direct and runtime != "vm"
+
+
+def overheads(device: DeviceProfile, runtime: str | None = None) -> tuple[float, float]:
+    """(call, per-kernel) overhead in µs of the runtime a step on `device` runs in."""
+    if runs_direct(device, runtime):
+        return device.direct_call_overhead_us, device.direct_kernel_overhead_us or 0.0
+    return device.call_overhead_us, device.kernel_overhead_us
+
+
+def _node_cost(flops: int, nbytes: int, launches: bool, device: DeviceProfile, peak_gflops: float,
+               kernel_overhead_us: float) -> Cost:
     # GFLOP/s * 1e3 = FLOP/us and GB/s * 1e3 = B/us; pJ * 1e-6 = uJ; W * us = uJ.
     latency = max(flops / (peak_gflops * 1e3), nbytes / (device.mem_bandwidth_gbs * 1e3))
     if launches:
-        latency += device.kernel_overhead_us
+        latency += kernel_overhead_us
     energy = (flops * device.energy_pj_per_flop + nbytes * device.energy_pj_per_byte) * 1e-6
     return Cost(flops, nbytes, latency, energy + device.static_power_w * latency)
 
 
-def estimate(ops: Iterable[tuple[str, OpCost]], device: DeviceProfile, precision: str = "fp32") -> Estimate:
-    """Cost of one team step of the graph whose nodes, in topological order, are `ops`."""
+def estimate(ops: Iterable[tuple[str, OpCost]], device: DeviceProfile, precision: str = "fp32",
+             runtime: str | None = None) -> Estimate:
+    """Cost of one team step of the graph whose nodes, in topological order, are `ops`, in the runtime that
+    runs it on `device` (module docstring), or in `runtime`."""
     if precision not in device.peak_gflops:
         raise KdccError(f"device {device.name!r} has no peak for precision {precision!r} "
                         f"(has: {', '.join(device.peak_gflops)})")
     peak = device.peak_gflops[precision]
+    call_us, kernel_us = overheads(device, runtime)
     nodes = []
     in_kernel = False  # is there a kernel, since the last launch, that elementwise nodes can join?
     for name, op in ops:
@@ -131,14 +162,14 @@ def estimate(ops: Iterable[tuple[str, OpCost]], device: DeviceProfile, precision
             continue
         fused = op.kind == "elementwise" and in_kernel
         nbytes = op.param_bytes if fused else op.bytes
-        nodes.append(NodeCost(name, op.kind, _node_cost(op.flops, nbytes, not fused, device, peak), not fused))
+        nodes.append(NodeCost(name, op.kind, _node_cost(op.flops, nbytes, not fused, device, peak, kernel_us),
+                              not fused))
         in_kernel = True
-    call_latency = device.call_overhead_us
-    call = Cost(0, 0, call_latency, device.static_power_w * call_latency)
+    call = Cost(0, 0, call_us, device.static_power_w * call_us)
     total = sum((n.cost for n in nodes), call)
     kernels = sum(n.launches_kernel for n in nodes)
-    return Estimate(device.name, precision, tuple(nodes), call, total,
-                    overhead_us=call_latency + kernels * device.kernel_overhead_us)
+    return Estimate(device.name, precision, "direct" if runs_direct(device, runtime) else "vm", tuple(nodes), call,
+                    total, overhead_us=call_us + kernels * kernel_us)
 
 
 def at_precision(ops: Iterable[tuple[str, OpCost]], precision: str) -> list[tuple[str, OpCost]]:

@@ -39,6 +39,9 @@ class DeviceProfile:
     tvm_host: dict[str, Any] | None = None
     cross_triple: str | None = None  # e.g. "aarch64-linux-gnu" when the library is cross-built
     static_power_w: float = 0.0
+    # the VM-free library's overheads (CPU devices; kdcc.targets.cost_model prices what runs): None = the VM's
+    direct_call_overhead_us: float | None = None
+    direct_kernel_overhead_us: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,10 @@ def _device(d: dict, where: str) -> DeviceProfile:
         tvm_host=_tvm_target(host, "tvm_host", where) if host else None,
         cross_triple=_need(d, "cross_triple", where, str) if "cross_triple" in d else None,
         static_power_w=_non_negative(d, "static_power_w", where),
+        direct_call_overhead_us=_non_negative(d, "direct_call_overhead_us", where)
+        if "direct_call_overhead_us" in d else None,
+        direct_kernel_overhead_us=_non_negative(d, "direct_kernel_overhead_us", where)
+        if "direct_kernel_overhead_us" in d else None,
     )
 
 

@@ -204,7 +204,7 @@ def _fit_kernel_overhead(device, profile, measured: dict, work: Path, calls: int
     base = dataclasses.replace(device, call_overhead_us=measured["call_overhead_us"], kernel_overhead_us=0.0,
                                mem_bandwidth_gbs=measured["mem_bandwidth_gbs"],
                                peak_gflops={**device.peak_gflops, "fp32": measured["peak_gflops_fp32"]})
-    est = estimate(team_ops(from_modules(spec, team.agent, team.mixer)), base)
+    est = estimate(team_ops(from_modules(spec, team.agent, team.mixer)), base, runtime="vm")  # the VM is timed
     return t, max((t - est.total.latency_us) / max(est.kernels, 1), 0.01)
 
 

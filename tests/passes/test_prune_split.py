@@ -110,8 +110,12 @@ def test_distill_trains_every_agents_network(hetero):
 def test_a_latency_budget_only_a_shared_network_meets_falls_back_to_it(hetero):
     teacher, data = hetero
     program = from_modules(teacher.spec, teacher.agent, teacher.mixer)
-    profile = load_profile("orin")
-    # on the Orin CPU profile two networks cost ~3.5 µs more in kernel overheads than one shared network
+    import dataclasses
+
+    orin = load_profile("orin")  # priced as the Relax VM (no VM-free overheads): its kernel overheads decide here
+    profile = dataclasses.replace(orin, devices=tuple(dataclasses.replace(d, direct_call_overhead_us=None)
+                                                      for d in orin.devices))
+    # on the Orin CPU profile two networks cost ~3.5 µs more in VM kernel overheads than one shared network
     ctx = PassContext(teacher=teacher, profile=profile, dataset=data, budget=Budget(scope="team", latency_us=12.0))
     out = get_pass("prune").run(program, ctx)
     assert not out.spec.agent.split and "width" in out.history[-1]

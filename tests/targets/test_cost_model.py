@@ -163,3 +163,43 @@ def test_render_profile_table():
                      "cpu µs", "gpu µJ", "best device: cpu:"):
         assert expected in text, expected
     assert "view" not in text
+
+
+def test_a_cpu_step_is_priced_as_the_vm_free_library_that_runs_it():
+    """With its VM-free overheads in the profile a CPU step pays those (what a robot runs); `runtime="vm"` gives
+    the Relax VM's price, and a GPU always runs the VM."""
+    import dataclasses
+
+    direct = dataclasses.replace(CPU, direct_call_overhead_us=0.1, direct_kernel_overhead_us=0.05)
+    est, vm = estimate(GRAPH, direct), estimate(GRAPH, direct, runtime="vm")
+    assert (est.runtime, vm.runtime) == ("direct", "vm")
+    assert est.total.latency_us == pytest.approx(0.1 + 10.0 + 0.05 + 0.01 + 10.1 + 0.05)  # relu fused into fc1
+    assert vm.total.latency_us == pytest.approx(estimate(GRAPH, CPU).total.latency_us)
+    assert estimate(GRAPH, CPU).runtime == "vm"  # no VM-free overheads in the profile: the VM's
+    assert estimate(GRAPH, dataclasses.replace(GPU, direct_call_overhead_us=0.1)).runtime == "vm"
+
+
+def test_keep_candidates_differ_in_cost_by_their_arithmetic_not_by_noise():
+    """A robot's GRU 4 and GRU 8 agent steps on the Orin CPU: priced as the VM-free library they run, the wider
+    costs visibly more (priced as the VM's, its fixed cost made them differ by fractions of a percent)."""
+    import torch
+
+    from kdcc.ir.program import from_modules
+    from kdcc.marl.qmix import build_agent, build_mixer
+    from kdcc.targets.robot_cost import robot_costs
+    from tests.conftest import tiny_spec
+
+    import dataclasses
+
+    orin = load_profile("orin")
+    as_vm = dataclasses.replace(orin, devices=tuple(dataclasses.replace(d, direct_call_overhead_us=None)
+                                                    for d in orin.devices))
+    cost, vm = {}, {}
+    for width in (4, 8):
+        torch.manual_seed(0)
+        spec = tiny_spec(hidden=width)
+        program = from_modules(spec, build_agent(spec), build_mixer(spec))
+        cost[width] = robot_costs(program, orin)["agent"]["devices"]["cpu"]["latency_us"]
+        vm[width] = robot_costs(program, as_vm)["agent"]["devices"]["cpu"]["latency_us"]
+    assert cost[4] < 0.5 < vm[4]  # a fraction of a µs, not the VM's call of several
+    assert (cost[8] / cost[4] - 1) > 10 * (vm[8] / vm[4] - 1) > 0, (cost, vm)
