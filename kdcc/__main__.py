@@ -1,5 +1,5 @@
 """`python -m kdcc`: the same as the `kdcc` command."""
 
-from kdcc.cli.app import main
+from kdcc.cli.app import cli
 
-raise SystemExit(main())
+cli()

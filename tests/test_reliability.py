@@ -111,7 +111,7 @@ import matplotlib.pyplot, onnx, onnxruntime, onnxsim, torch, tvm.relax  # what a
 size = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) * 1024
 limit = size + int(sys.argv[1]) * 2**20  # MiB of address space beyond what is mapped now: far less than needed
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.exit(app.main(sys.argv[2:]))
+app.cli(sys.argv[2:])  # as the `kdcc` command ends
 """
 
 

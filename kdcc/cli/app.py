@@ -8,6 +8,7 @@ kdcc or a library it uses) one line and exit status 1, its traceback with -v. He
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -109,6 +110,23 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
 
 
+_SHORT_EXIT: list[bool] = []  # set once memory ran out: the process should end without the interpreter's teardown
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `kdcc` command (and `python -m kdcc`): `main`, then the exit. After running out of memory the process
+    ends at once (os._exit, output flushed): the interpreter's own teardown, freeing what the failed work
+    allocated, can itself fail to allocate and print a bare `MemoryError:` per object (seen from a fresh
+    checkout, whose modules were still being compiled at the limit) under the one line already said. Everything
+    kdcc writes is atomic, so skipping the teardown leaves nothing half-written."""
+    status = main(argv)
+    if _SHORT_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    raise SystemExit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -151,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         except MemoryError:  # still too little to format the cause: say the rest
             line = f"kdcc {args.command}: error: out of memory; {advice}"
         print(line, file=sys.stderr)
+        _SHORT_EXIT.append(True)
         return 2
     except OSError as e:  # a file the system refused (permissions, full disk, a path through a file)
         if args.verbose:
@@ -164,4 +183,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()
