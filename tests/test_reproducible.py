@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdcc.core.numerics import MODE_ENV, numerics_provenance
+from kdcc.core.numerics import MODE_ENV, PINNED, numerics_provenance
 from kdcc.reports.record_compare import compare_records, load_record, record_tree
 from tests.golden.make_golden import RECORD, compile_args
 
@@ -62,7 +62,7 @@ def _files(record: Path) -> dict[str, bytes]:
 
 def test_this_process_is_pinned():
     """Imported first (tests/conftest.py), kdcc pinned torch's kernels and MKL before torch ran anything."""
-    assert torch.backends.cpu.get_cpu_capability() == "DEFAULT"
+    assert torch.backends.cpu.get_cpu_capability() == PINNED["ATEN_CPU_CAPABILITY"].upper()
     assert numerics_provenance()["mkl_cbwr"] == "COMPATIBLE" and numerics_provenance()["mode"] == "reproducible"
 
 

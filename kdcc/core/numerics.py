@@ -7,17 +7,23 @@ weights on another CPU, and a trained student, its bundle, the `--keep` choice a
 golden records moved with the machine. kdcc therefore pins, before torch runs its first
 operation (kdcc/__init__.py calls `pin_cpu_numerics`):
 
-    ATEN_CPU_CAPABILITY=default   ATen's scalar kernels: one code path on every x86-64 CPU
-    MKL_CBWR=COMPATIBLE           MKL's conditional numerical reproducibility: one GEMM path
+    ATEN_CPU_CAPABILITY=avx2      ATen's AVX2 kernels, the same code on every CPU with AVX2 and
+                                  FMA (Haswell, Zen and later: every x86-64 server since 2013),
+                                  whether the CPU has AVX-512 or not; `default` (scalar) on one without
+    MKL_CBWR=COMPATIBLE           MKL's conditional numerical reproducibility on its SSE2 branch, the
+                                  one branch MKL keeps identical on Intel and non-Intel CPUs (its AVX2
+                                  branch falls back to per-CPU dispatch on AMD)
 
 and, for the compile, `torch.use_deterministic_algorithms(True)` beside one thread and
-the seed (`deterministic_torch`). Measured on a 2-core AMD EPYC (AVX-512), the pin costs
-little for kdcc's small networks: see README "Reproducible on every machine".
+the seed (`deterministic_torch`). Measured on a 2-core AMD EPYC (AVX-512), the example
+teacher's `--keep off --no-build` compile: 51–53 s unpinned, 62 s pinned as above, 72–78 s
+with ATen's scalar kernels instead of AVX2 (README "Reproducible on every machine").
 
 What the pin cannot reach: glibc chooses its `exp`/`log` by CPU feature (FMA or not),
-so bit-identity holds across CPUs that have FMA (every x86-64 server CPU since 2013),
-and not across architectures (an aarch64 host runs other code). Regression checks
-therefore compare floats within a tolerance as well (kdcc/reports/record_compare.py).
+so bit-identity holds across CPUs that have AVX2 and FMA, and not across architectures
+(an aarch64 host runs other code); a CPU without AVX2 runs the scalar kernels, recorded.
+Regression checks therefore compare floats within a tolerance as well
+(kdcc/reports/record_compare.py).
 
 `KDCC_NUMERICS=native` leaves the CPU's own kernels (faster on big networks, not
 reproducible across CPUs); the mode in force is recorded in every record and bundle.
@@ -29,12 +35,27 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-__all__ = ["MODE_ENV", "PINNED", "mode", "pin_cpu_numerics", "numerics_provenance", "pin_problem",
+__all__ = ["MODE_ENV", "PINNED", "pinned_level", "mode", "pin_cpu_numerics", "numerics_provenance", "pin_problem",
            "deterministic_torch"]
 
 MODE_ENV = "KDCC_NUMERICS"
-PINNED = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 _MODES = ("reproducible", "native")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def pinned_level() -> str:
+    """The ATen kernel level kdcc pins: AVX2 where the CPU has AVX2 and FMA, else the scalar one."""
+    return "avx2" if {"avx2", "fma"} <= _cpu_flags() else "default"
+
+
+PINNED = {"ATEN_CPU_CAPABILITY": pinned_level(), "MKL_CBWR": "COMPATIBLE"}
 
 
 def mode() -> str:
@@ -61,10 +82,10 @@ def pin_problem() -> str | None:
     if mode() != "reproducible":
         return None
     level = _aten_capability()
-    if level != "DEFAULT":
+    if level != PINNED["ATEN_CPU_CAPABILITY"].upper():
         return (f"torch's CPU kernels were already in use at {level} before kdcc was imported, so results "
                 f"match only CPUs with that level; import kdcc before running torch, or set "
-                f"ATEN_CPU_CAPABILITY=default and MKL_CBWR=COMPATIBLE")
+                f"ATEN_CPU_CAPABILITY={PINNED['ATEN_CPU_CAPABILITY']} and MKL_CBWR=COMPATIBLE")
     return None
 
 
