@@ -15,10 +15,10 @@ from kdcc.ir.printer import team_ops
 from kdcc.ir.program import Program
 from kdcc.ir.roles import team_roles
 from kdcc.marl.agents import agent_steps
-from kdcc.targets.cost_model import at_precision, choose_device, estimate, step_cost
+from kdcc.targets.cost_model import at_precision, choose_device, estimate, runs_direct, step_cost
 from kdcc.targets.profile import TargetProfile
 
-__all__ = ["robot_costs", "scoped_cost", "precision_costs"]
+__all__ = ["robot_costs", "scoped_cost", "precision_costs", "vm_estimate"]
 
 
 def _role_ops(program: Program) -> list[list]:
@@ -55,9 +55,18 @@ def robot_costs(program: Program, profile: TargetProfile) -> dict[str, dict[str,
         for device in profile.devices:
             total = estimate(ops, device).total
             entry["devices"][device.name] = {"latency_us": round(total.latency_us, 4),
-                                             "energy_uj": round(total.energy_uj, 6)}
+                                             "energy_uj": round(total.energy_uj, 6),
+                                             **vm_estimate(ops, device)}
         out[role.name] = entry
     return out
+
+
+def vm_estimate(ops, device) -> dict[str, float]:
+    """{"vm_latency_us": ...} where a step is priced as the VM-free library but also ships as a Relax VM
+    library (what `kdcc measure` times through TVM RPC), so a measurement compares with its own runtime."""
+    if not runs_direct(device):
+        return {}
+    return {"vm_latency_us": round(estimate(ops, device, runtime="vm").total.latency_us, 4)}
 
 
 def precision_costs(program: Program, profile: TargetProfile, precisions) -> dict[str, dict[str, Any]]:

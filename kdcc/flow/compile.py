@@ -145,7 +145,12 @@ def _write_bundle(result: CompileResult, out_dir: Path, files: dict[str, bytes],
     from kdcc.targets.bundle.writer import write_bundle
 
     program, last = result.program, result.records[-1]
-    meta = {"fidelity": last.fidelity, "cost": last.metrics, "inputs": result.inputs.manifest(),
+    from kdcc.ir.printer import team_ops
+    from kdcc.targets.robot_cost import vm_estimate
+
+    vm = {f"vm_latency_us.{d.name}": v for d in result.profile.devices
+          for v in vm_estimate(team_ops(program), d).values()}
+    meta = {"fidelity": last.fidelity, "cost": {**last.metrics, **vm}, "inputs": result.inputs.manifest(),
             "pipeline": result.passes, **({"tuning": tuning.record()} if tuning is not None else {}),
             **({"precision": precision} if precision else {}),
             **({"score": kept_score(result.keep)} if result.keep is not None else {})}
