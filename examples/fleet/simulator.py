@@ -1,4 +1,4 @@
-"""Runs MPE episodes for a fleet of robot processes that each act on their own observation over UDP.
+"""Runs episodes of the bundle's world for a fleet of robot processes that each act on their own observation over UDP.
 
     .venv/bin/python examples/fleet/simulator.py BUNDLE --ports 9000,9001,9002 --episodes 5 --seed 0
 
@@ -9,6 +9,9 @@ counted as late. The team loop is kdcc's own `run_episodes`, so with every robot
 are those of `kdcc eval BUNDLE` on the same seeds. Prints (or writes to --out) a JSON summary; the
 wire format is in README.md. Every wait is bounded: a run lasts at most ticks x deadline, plus the
 start-up wait (--ready-timeout).
+
+The world is the one the bundle's spec names (`spec.env.id`: an mpe2 scenario, `rware:…`, `lbforaging:…`,
+`vmas:…`, `pettingzoo:MODULE:FUNCTION`), made by kdcc's `make_env`; nothing here knows a world by name.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import wire  # beside this script: the datagram layout
 
+from kdcc.core.errors import KdccError
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.worlds import make_env
 from kdcc.marl.rollout import run_episodes
+from kdcc.marl.worlds import World, make_env
 
 HOST = "127.0.0.1"
 
@@ -116,6 +120,19 @@ def load_spec(bundle: Path) -> MarlSpec:
         raise SystemExit(f"simulator: {bundle}: not a kdcc bundle ({e})") from None
 
 
+def open_world(bundle: Path, spec: MarlSpec) -> World:
+    """The world the bundle's spec names; SystemExit when it cannot be made (a missing extra, an unknown id)
+    or does not give the robots the observations they were built for."""
+    try:
+        env = make_env(spec.env)
+    except KdccError as e:
+        raise SystemExit(f"simulator: {bundle}: {e}") from None
+    if env.n_agents != spec.n_agents or env.obs_dim != spec.obs_dim:
+        raise SystemExit(f"simulator: {bundle}: the robots were built for {spec.n_agents} agents with "
+                         f"{spec.obs_dim} observation floats, {spec.env.id} has {env.n_agents} with {env.obs_dim}")
+    return env
+
+
 def run(bundle: Path, ports: list[int], episodes: int, seed: int, deadline_s: float, fallback: int,
         ready_timeout_s: float, trace_path: Path | None = None) -> dict:
     spec = load_spec(bundle)
@@ -124,18 +141,20 @@ def run(bundle: Path, ports: list[int], episodes: int, seed: int, deadline_s: fl
     smallest = min(spec.action_size(i) for i in range(spec.n_agents))
     if not 0 <= fallback < smallest:
         raise SystemExit(f"simulator: --fallback {fallback} is not an action of every agent (0..{smallest - 1})")
+    env = open_world(bundle, spec)
     trace = trace_path.open("w") if trace_path else None
     fleet = Fleet(spec, ports, deadline_s, fallback, trace)
     try:
         fleet.wait_ready(ready_timeout_s)
-        stats = run_episodes(make_env(spec.env), fleet, episodes, seed)
+        stats = run_episodes(env, fleet, episodes, seed)
     finally:
         fleet.close()
         if trace is not None:
             trace.close()
-    return {"scenario": spec.env.id, "episodes": episodes, "seed": seed, "deadline_ms": deadline_s * 1e3,
-            "fallback_action": fallback, "returns": stats.returns.tolist(), "mean": stats.mean, "ticks": fleet.ticks,
-            "misses": fleet.misses, "late": fleet.late, "errors": fleet.errors}
+    return {"world": spec.env.id, "scenario": spec.env.id, "episodes": episodes, "seed": seed,
+            "deadline_ms": deadline_s * 1e3, "fallback_action": fallback, "returns": stats.returns.tolist(),
+            "mean": stats.mean, "ticks": fleet.ticks, "misses": fleet.misses, "late": fleet.late,
+            "errors": fleet.errors}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i (as kdcc eval)")
     p.add_argument("--deadline-ms", type=float, default=50.0, help="how long a tick waits for the robots")
     p.add_argument("--fallback", type=int, default=0, help="the action of a robot that missed the deadline "
-                   "(0: MPE's no-op for moving agents)")
+                   "(0: the no-op of MPE's moving agents, RWARE, LBF and VMAS; the speaker's first word)")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for every robot at start")
     p.add_argument("--trace", type=Path, help="write one JSON line per tick: own observations, actions, who answered")
     p.add_argument("--out", type=Path, help="write the JSON summary here instead of stdout")
