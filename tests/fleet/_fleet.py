@@ -124,7 +124,7 @@ def run_fleet(bundle: Path, binaries: list[Path], tmp: Path, *, episodes: int, s
 
 
 def bundle_ticks(bundle: Path) -> int:
-    """Ticks of one episode at most (the scenario's max_cycles)."""
+    """Ticks of one episode at most (the world's episode length, max_steps)."""
     from kdcc.marl.worlds import make_env
 
     return make_env(bundle_spec(bundle).env).max_steps
