@@ -20,6 +20,7 @@ rounding is outside the certificate.
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,7 +29,8 @@ from kdcc.ir.bounds.crown import margin_bounds_crown
 from kdcc.ir.bounds.graph import BoundGraph, agent_graph
 from kdcc.ir.bounds.ibp import margin_bounds_ibp
 
-__all__ = ["METHODS", "margin_spec", "certified", "certified_radius", "certified_eps"]
+__all__ = ["METHODS", "margin_spec", "action_spec", "certified", "certified_radius", "largest_verified",
+           "certified_eps"]
 
 METHODS = ("ibp", "crown")
 EPS_START, EPS_MIN, EPS_MAX, REL_TOL = 1 / 64, 1e-6, 16.0, 1e-3
@@ -36,12 +38,18 @@ EPS_START, EPS_MIN, EPS_MAX, REL_TOL = 1 / 64, 1e-6, 16.0, 1e-3
 
 def margin_spec(q: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(greedy [B], spec [B, A, A] with rows e_g − e_a, others [B, A]: the rows that must stay > 0)."""
-    A = q.shape[-1]
     greedy = torch.argmax(q.masked_fill(~avail, float("-inf")), dim=-1)
-    eye = torch.eye(A, dtype=q.dtype)
-    spec = eye[greedy].unsqueeze(1) - eye.unsqueeze(0)
-    others = avail & (torch.arange(A) != greedy.unsqueeze(-1))
-    return greedy, spec, others
+    return (greedy, *action_spec(greedy, avail, q.dtype))
+
+
+def action_spec(action: torch.Tensor, avail: torch.Tensor,
+                dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spec [B, A, A] with rows e_g − e_a, others [B, A]) for a given action g [B]: the one a policy took."""
+    A = avail.shape[-1]
+    eye = torch.eye(A, dtype=dtype)
+    spec = eye[action].unsqueeze(1) - eye.unsqueeze(0)
+    others = avail & (torch.arange(A) != action.unsqueeze(-1))
+    return spec, others
 
 
 def certified(g: BoundGraph, spec: torch.Tensor, others: torch.Tensor, eps: torch.Tensor, method: str) -> torch.Tensor:
@@ -54,14 +62,21 @@ def certified(g: BoundGraph, spec: torch.Tensor, others: torch.Tensor, eps: torc
 def certified_radius(g: BoundGraph, spec: torch.Tensor, others: torch.Tensor, method: str = "crown",
                      rel_tol: float = REL_TOL, eps_max: float = EPS_MAX) -> torch.Tensor:
     """[B] certified ε per sample (bracket, then bisect; see the module docstring)."""
-    B = spec.shape[0]
-    zero = torch.zeros(B, dtype=spec.dtype)
-    alive = certified(g, spec, others, zero, method)  # a tie (or worse) is certified at no ε
-    lo, hi = zero.clone(), torch.full((B,), float("inf"), dtype=spec.dtype)
-    eps = torch.full((B,), EPS_START, dtype=spec.dtype)
+    return largest_verified(lambda eps: certified(g, spec, others, eps, method), spec.shape[0], spec.dtype,
+                            rel_tol, eps_max)
+
+
+def largest_verified(verify: Callable[[torch.Tensor], torch.Tensor], n: int, dtype: torch.dtype = torch.float64,
+                     rel_tol: float = REL_TOL, eps_max: float = EPS_MAX) -> torch.Tensor:
+    """[n] the largest ε at which each of n problems was verified (bracket, then bisect; the module docstring);
+    `verify(eps [n]) -> [n] bool` checks all n at once, each at its own ε."""
+    zero = torch.zeros(n, dtype=dtype)
+    alive = verify(zero)  # a tie (or worse) is certified at no ε
+    lo, hi = zero.clone(), torch.full((n,), float("inf"), dtype=dtype)
+    eps = torch.full((n,), EPS_START, dtype=dtype)
     searching, up = alive, None
     while bool(searching.any()):
-        ok = certified(g, spec, others, eps, method)
+        ok = verify(eps)
         lo, hi = torch.where(searching & ok, eps, lo), torch.where(searching & ~ok, eps, hi)
         up = ok if up is None else up  # verified at the start: double; not: halve
         searching = searching & torch.where(up, ok & (eps < eps_max), ~ok & (eps > EPS_MIN))
@@ -70,7 +85,7 @@ def certified_radius(g: BoundGraph, spec: torch.Tensor, others: torch.Tensor, me
     active = alive & (lo > 0) & (hi - lo > rel_tol * hi)
     while bool(active.any()):
         mid = (lo + hi) / 2
-        ok = certified(g, spec, others, mid, method)
+        ok = verify(mid)
         lo, hi = torch.where(active & ok, mid, lo), torch.where(active & ~ok, mid, hi)
         active = active & (hi - lo > rel_tol * hi)
     return lo

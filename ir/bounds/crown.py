@@ -129,7 +129,9 @@ def crown_bounds(g: BoundGraph, eps: torch.Tensor, upto: int | None = None) -> l
     return bounds
 
 
-def margin_bounds_crown(g: BoundGraph, spec: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Lower bounds [B, m] of spec · q over the box: max of CROWN back-substitution and IBP (both sound)."""
-    bounds = crown_bounds(g, eps, g.output - 1)
+def margin_bounds_crown(g: BoundGraph, spec: torch.Tensor, eps: torch.Tensor,
+                        bounds: list | None = None) -> torch.Tensor:
+    """Lower bounds [B, m] of spec · q over the box: max of CROWN back-substitution and IBP (both sound);
+    `bounds`: the nodes' bounds up to the Q affine's input where the caller has them (`crown_bounds`)."""
+    bounds = crown_bounds(g, eps, g.output - 1) if bounds is None else bounds
     return torch.maximum(_backward(g, g.output, spec, bounds, eps), margin_bounds_ibp(g, spec, eps, bounds))

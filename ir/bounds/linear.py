@@ -56,6 +56,10 @@ def forward_linear_step(node, lins: list, bounds: list, relaxation):
     k, p = node.kind, node.params
     if k == "affine":
         al, cl, au, cu = lins[node.srcs[0]]
+        if node.srcs[0] == 0:  # of the input itself (A = I, c = 0): W and b, with no product (the same numbers)
+            a = p["weight"].expand(al.shape[0], -1, -1)
+            c = p["bias"].expand(al.shape[0], -1)
+            return a, c, a, c
         wp, wn = p["weight"].clamp(min=0), p["weight"].clamp(max=0)
         return (wp @ al + wn @ au, cl @ wp.T + cu @ wn.T + p["bias"],
                 wp @ au + wn @ al, cu @ wp.T + cl @ wn.T + p["bias"])

@@ -7,7 +7,9 @@ observation std), so a row pair reads as "how much did compression cost in robus
 The summary is plain JSON, the form `--json` prints and profile.json stores (`certified_eps`).
 `kdcc certify` prints `certify_section`; the compile report carries `compile_certify_section`
 (the compile's certify stage, kdcc.flow.certify_compile), with the score against certified ε
-when the student was trained for robustness (distill.w_robust > 0).
+when the student was trained for robustness (distill.w_robust > 0). `kdcc certify --episode`
+prints `episode_certify_section`: per ε, the share of whole episodes certified for the whole team
+(kdcc.marl.episode_certify), policies side by side.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kdcc.passes.distill import DistillConfig
 from kdcc.reports.document import Column, Paragraph, Section, Table, bold, code, text
 
 __all__ = ["THRESHOLDS", "eps_summary", "certify_section", "compile_certify_section", "robust_weight",
-           "score_eps_figure"]
+           "score_eps_figure", "episode_certify_section"]
 
 THRESHOLDS = (0.01, 0.05, 0.1, 0.5)
 
@@ -121,3 +123,56 @@ def score_eps_figure(certified: Mapping[str, Any]):
     ax.legend(fontsize=8)
     fig.suptitle("Score against certified ε")
     return fig
+
+
+def _first_loss(at: Mapping[str, Any]) -> str:
+    """The median step at which the uncertified episodes' certificates were lost (– when all hold)."""
+    steps = [lost["step"] for lost in at["lost"]]
+    return f"t≈{float(np.median(steps)):.0f}" if steps else "–"
+
+
+def _radius(value: float, grid: list[float], bisected: bool) -> str:
+    """A largest certified ε; 0 from the grid alone means below its least positive ε."""
+    positive = [e for e in grid if e > 0]
+    return f"< {min(positive):.3g}" if value == 0 and not bisected and positive else f"{value:.3g}"
+
+
+def episode_certify_section(result: Mapping[str, Any]) -> Section:
+    """`result`: kdcc.marl.episode_certify's EpisodeCertifyResult.to_dict(); its policies in the order to show."""
+    policies = list(result["policies"].items())
+    grid = [at["eps"] for at in policies[0][1]["at"]]
+    rows = tuple({"eps": e, **{f"p{i}": p["at"][k] for i, (_, p) in enumerate(policies)}} for k, e in enumerate(grid))
+    columns = [Column("eps", "ε", cell=lambda r: f"{r['eps']:.4g}")]
+    for i, (label, _) in enumerate(policies):
+        columns += [Column(f"p{i}.certified", f"{label}: certified",
+                           cell=lambda r, i=i: f"{r[f'p{i}']['certified']:.0%} ({r[f'p{i}']['certified_episodes']})"),
+                    Column(f"p{i}.lost", "first loss", cell=lambda r, i=i: _first_loss(r[f"p{i}"])),
+                    Column(f"p{i}.return", "return (certified)", cell=lambda r, i=i: (
+                        "–" if r[f"p{i}"]["certified_return"] is None else f"{r[f'p{i}']['certified_return']:.2f}"))]
+    quantiles = tuple({"policy": label, "eps_50": p["eps_50"], "eps_90": p["eps_90"], "return_mean": p["return_mean"]}
+                      for label, p in policies)
+    radii = (Column("policy", "policy", align="left"),
+             *(Column(f"eps_{q}", f"ε ({q}% certified)", cell=lambda r, q=q: _radius(r[f"eps_{q}"], grid,
+                                                                                      result["bisect"]))
+               for q in (50, 90)),
+             Column("return_mean", "team return (all)", cell=lambda r: f"{r['return_mean']:.2f}"))
+    return Section("Certified episodes", (
+        Table(tuple(columns), rows, "Episodes certified for the whole team, per ε"),
+        Table(radii, quantiles, "The largest ε at which half and nine tenths of the episodes are certified"),
+        Paragraph(text(_episode_note(result)))))
+
+
+def _episode_note(result: Mapping[str, Any]) -> str:
+    unit = ("each observation feature's std on the first policy's episodes (the teacher's, when given)"
+            if result["eps_scale"] == "std" else "observation units")
+    who = ("every agent's observation" if result["perturb"] == "all"
+           else f"agent {result['perturb'].partition(':')[2]}'s observation only (the others exact)")
+    first, last = result["seeds"]
+    search = "bisection, to 10%" if result["bisect"] else "the grid's; --bisect to bisect"
+    return (f"An episode is certified at ε when no perturbation of {who} within ε ({unit}, L∞) at any step can "
+            f"change any agent's action at any step: {result['method'].upper()} bounds through the recurrence, the "
+            f"hidden state in a box carried from step to step. {_episodes(result['episodes'])} (env seeds {first}–"
+            f"{last}), each policy's own. First loss: the median step where an uncertified episode's certificate is "
+            "first lost. A certified episode plays exactly as unperturbed, so its return is the one shown; an "
+            "uncertified one has no return bound (MPE's rewards are distances, with no sound per-step bound), so no "
+            f"team-return lower bound is reported. ε at 50% / 90%: the largest verified ({search}).")
