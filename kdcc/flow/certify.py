@@ -18,9 +18,8 @@ from torch import nn
 
 from kdcc.core.errors import KdccError
 from kdcc.core.progress import progress_bar
-from kdcc.ir.bounds import METHODS
 from kdcc.ir.spec import MarlSpec
-from kdcc.marl.certify import SCALES, VisitedSteps, certify_roles, observation_scale, visited_steps
+from kdcc.marl.certify import VisitedSteps, certify_roles, check_certify_options, observation_scale, visited_steps
 from kdcc.reports.certify import eps_summary
 
 __all__ = ["Subject", "CertifyResult", "certify_subjects"]
@@ -48,12 +47,7 @@ class CertifyResult:
 
 
 def certify_subjects(subjects: list[Subject], episodes: int, scale: str, method: str) -> CertifyResult:
-    if episodes <= 0:
-        raise KdccError(f"--episodes must be positive, got {episodes}")
-    if method not in METHODS:
-        raise KdccError(f"--method {method}: not one of {', '.join(METHODS)}")
-    if scale not in SCALES:
-        raise KdccError(f"--eps-scale {scale}: not one of {', '.join(SCALES)}")
+    check_certify_options(episodes, method, scale)
     envs = {s.spec.env.id for s in subjects}
     if len(envs) > 1:
         raise KdccError(f"--teacher: the policies play different scenarios ({', '.join(sorted(envs))})")

@@ -32,9 +32,19 @@ from kdcc.marl.worlds import make_env
 from kdcc.marl.probe import PROBE_SEED
 from kdcc.marl.rollout import run_episodes
 
-__all__ = ["VisitedSteps", "visited_steps", "observation_scale", "certify_roles", "SCALES"]
+__all__ = ["VisitedSteps", "visited_steps", "observation_scale", "certify_roles", "SCALES", "check_certify_options"]
 
 SCALES = ("std", "none")
+
+
+def check_certify_options(episodes: int, method: str, scale: str) -> None:
+    """One line for a bad --episodes, --method or --eps-scale (per-step and episode certificates alike)."""
+    if episodes <= 0:
+        raise KdccError(f"--episodes must be positive, got {episodes}")
+    if method not in METHODS:
+        raise KdccError(f"--method {method}: not one of {', '.join(METHODS)}")
+    if scale not in SCALES:
+        raise KdccError(f"--eps-scale {scale}: not one of {', '.join(SCALES)}")
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,13 @@ from torch import nn
 
 from kdcc.core.errors import KdccError
 from kdcc.ir.agent_step import agent_step
-from kdcc.ir.bounds import METHODS
 from kdcc.ir.bounds.certify import largest_verified
 from kdcc.ir.bounds.episode import episode_first_loss
 from kdcc.ir.roles import role_of, team_roles
 from kdcc.ir.spec import MarlSpec
 from kdcc.ir.team import agent_inputs
 from kdcc.marl.agents import AgentPolicy, DecentralisedPolicy
-from kdcc.marl.certify import SCALES, observation_scale, visited_steps
+from kdcc.marl.certify import check_certify_options, observation_scale, visited_steps
 from kdcc.marl.rollout import run_episodes
 from kdcc.marl.seeds import PROBE
 from kdcc.marl.worlds import make_env
@@ -205,12 +204,7 @@ def certify_policies(policies: Sequence[tuple[str, MarlSpec, dict[str, nn.Module
                      bisect: bool = False) -> EpisodeCertifyResult:
     """Episode certificates of each (label, spec, networks), on the same seeds and one scale: the first
     policy's (put the teacher first)."""
-    if episodes <= 0:
-        raise KdccError(f"--episodes must be positive, got {episodes}")
-    if method not in METHODS:
-        raise KdccError(f"--method {method}: not one of {', '.join(METHODS)}")
-    if scale not in SCALES:
-        raise KdccError(f"--eps-scale {scale}: not one of {', '.join(SCALES)}")
+    check_certify_options(episodes, method, scale)
     if len({spec.env.id for _, spec, _ in policies}) > 1:
         raise KdccError("--teacher: the policies play different scenarios")
     _, ref_spec, ref_networks = policies[0]
