@@ -20,7 +20,7 @@ from kdcc.marl.scoring import play
 from kdcc.marl.seeds import COLLECT
 
 __all__ = ["EvalResult", "load_policy", "evaluate", "collect", "profile", "compile_teacher", "CompileOptions",
-           "CompileOutput", "load_teacher_like", "certify", "sign_bundle", "verify_bundle", "team_check"]
+           "CompileOutput", "load_teacher_like", "certify", "certify_episodes", "sign_bundle", "verify_bundle", "team_check"]
 
 
 @dataclass
@@ -166,10 +166,28 @@ def certify(policy_path: str | Path, teacher_path: str | Path | None = None, epi
     bundle's student's, or (with `teacher_path`) both side by side, the teacher first and giving the scale."""
     from kdcc.flow.certify import certify_subjects
 
+    return certify_subjects(_subjects(policy_path, config, teacher_path, teacher_config), episodes, eps_scale, method)
+
+
+def certify_episodes(policy_path: str | Path, eps: list[float], teacher_path: str | Path | None = None,
+                     episodes: int = 4, perturb: str = "all", eps_scale: str = "std", method: str = "crown",
+                     bisect: bool = False, config: str | Path | None = None,
+                     teacher_config: str | Path | None = None):
+    """Whole-team, whole-episode certificates at each ε (kdcc.marl.episode_certify), the policies as `certify`
+    takes them: a teacher's, a bundle's student's, or both side by side, the teacher first."""
+    from kdcc.marl.episode_certify import certify_policies
+
+    subjects = _subjects(policy_path, config, teacher_path, teacher_config)
+    return certify_policies([(s.label, s.spec, s.networks) for s in subjects], episodes, eps, perturb, eps_scale,
+                            method, bisect)
+
+
+def _subjects(policy_path, config, teacher_path, teacher_config) -> list:
+    """The policy to certify, with the teacher first when one is given (its episodes give the scale)."""
     subjects = [_certify_subject(policy_path, config)]
     if teacher_path is not None:
         subjects.insert(0, _certify_subject(teacher_path, teacher_config, f"teacher ({Path(teacher_path).name})"))
-    return certify_subjects(subjects, episodes, eps_scale, method)
+    return subjects
 
 
 def sign_bundle(bundle: str | Path, key: str | Path) -> Path:

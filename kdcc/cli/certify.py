@@ -62,21 +62,15 @@ def run(args) -> int:
 
 
 def run_episode(args) -> int:
-    from pathlib import Path
-
     from rich.console import Console
 
-    from kdcc.api import _certify_subject
-    from kdcc.marl.episode_certify import certify_policies, parse_eps
+    from kdcc.api import certify_episodes
+    from kdcc.marl.episode_certify import parse_eps
     from kdcc.reports.certify import episode_certify_section
     from kdcc.reports.terminal import print_section
 
-    grid = parse_eps(args.eps)
-    subjects = [_certify_subject(args.policy, args.config)]
-    if args.teacher is not None:
-        subjects.insert(0, _certify_subject(args.teacher, args.teacher_config, f"teacher ({Path(args.teacher).name})"))
-    r = certify_policies([(s.label, s.spec, s.networks) for s in subjects], args.episodes, grid, args.perturb,
-                         args.eps_scale, args.method, args.bisect).to_dict()
+    r = certify_episodes(args.policy, parse_eps(args.eps), args.teacher, args.episodes, args.perturb, args.eps_scale,
+                         args.method, args.bisect, args.config, args.teacher_config).to_dict()
     if args.json:
         print(json.dumps(r, sort_keys=True))
         return 0

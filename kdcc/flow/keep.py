@@ -228,9 +228,9 @@ def keep_search(start, names: Sequence[str], ctx, fraction: float, episodes: int
     chosen = {"width": best["width"], "kind": best["kind"], key: best[key], "score": confirmation["score"],
               "se": confirmation["se"], "seeds": confirmation["seeds"], "episodes": confirm_episodes,
               "selection": {"score": best["score"], "se": best["se"], "episodes": episodes,
-                            "seeds": selection_seeds(episodes)}}
+                            "seeds": SELECTION.span(episodes)}}
     return {
-        "fraction": fraction, "z": z, "metric": key, "episodes": episodes, "seeds": selection_seeds(episodes),
+        "fraction": fraction, "z": z, "metric": key, "episodes": episodes, "seeds": SELECTION.span(episodes),
         "ladder": widths, "workers": trials.workers,
         "backend": trials.backend, "teacher_return": round(selection.teacher_mean, 3),
         "random_return": round(selection.random_mean, 3), "points": evaluated, "chosen": chosen,
@@ -250,10 +250,6 @@ def _no_student(points: list[dict[str, Any]], confirmations: list[dict[str, Any]
     raise KdccError(f"--keep {fraction:g}: no student keeps score − {z:g}·SE ≥ {fraction:g} on the confirmation "
                     f"seeds as well (best: {best['kind']} {best['width']}, {best['score']:.3f} ± {best['se']:.3f} "
                     f"over {best['episodes']} episodes)")
-
-
-def selection_seeds(episodes: int) -> list[int]:
-    return SELECTION.span(episodes)
 
 
 def _confirm(ctx, program, episodes: int) -> dict[str, Any]:
